@@ -1,0 +1,56 @@
+import * as z from "zod";
+import { ForbiddenError, InputError, NotFoundError } from "../error.ts";
+import { type Actor, Identity } from "../identity/index.ts";
+import type { Config } from "../policy/index.ts";
+import { Request } from "../request/index.ts";
+import { parse } from "../util/fn.ts";
+import type { Page } from "../util/page.ts";
+import { type Info, type Verification, verify } from "./index.ts";
+import type { AuditStore } from "./store.ts";
+
+export interface Deps extends Request.Deps {
+  audit: AuditStore;
+}
+
+export const EventsQuery = z.strictObject({
+  requestId: z
+    .string()
+    .regex(/^req_[0-9a-z]{26}$/, "must be a request id")
+    .optional(),
+  from: z.iso.datetime().optional(),
+  to: z.iso.datetime().optional(),
+  order: z.enum(["asc", "desc"]).default("desc"),
+  limit: z.coerce.number().int().min(1).max(200).default(50),
+  cursor: z.string().max(2_048).optional(),
+});
+
+function isAuditor(actor: Actor, config: Config): boolean {
+  return Identity.isAuditor(actor, config) || Identity.matchesAny(actor, config.settings.admins);
+}
+
+/**
+ * Audit records: auditors read everything; anyone else only the history of a request they can see.
+ */
+export async function events(deps: Deps, actor: Actor, rawQuery: unknown): Promise<Page<Info>> {
+  const query = parse(EventsQuery, rawQuery);
+  if (!isAuditor(actor, deps.config)) {
+    if (!query.requestId)
+      throw new ForbiddenError(
+        "audit.forbidden",
+        "Only auditors can read the whole audit log; pass requestId",
+      );
+    await Request.get(deps, actor, query.requestId);
+  }
+  if (query.requestId && (query.from || query.to))
+    throw new InputError("audit.invalid_filter", "Filter by requestId or by time, not both");
+  return deps.audit.list(
+    { subject: query.requestId, from: query.from, to: query.to, order: query.order },
+    { limit: query.limit, cursor: query.cursor },
+  );
+}
+
+/** Walks the whole chain and reports the first broken link (auditors and admins only). */
+export async function verifyChain(deps: Deps, actor: Actor): Promise<Verification> {
+  if (!isAuditor(actor, deps.config)) throw new NotFoundError("audit.not_found", "No such resource");
+  return verify(deps.audit.walk(), await deps.audit.head());
+}

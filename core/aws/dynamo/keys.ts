@@ -1,0 +1,35 @@
+/**
+ * Single-table key design (documented with its access patterns in docs/architecture.md):
+ *
+ * | item            | pk                 | sk           | gsi1 (by owner/subject)   | gsi2 (by status)      | gsi3 (due)          | gsi4 (by time)        |
+ * | request / grant | REQ#<id>           | REQ          | USER#<email>, created#id  | STATUS#<s>, created#id| DUE, dueAt#id       | REQ, created#id       |
+ * | idempotency key | IDEM#<owner>#<key> | IDEM         |                           |                       |                     |                       |
+ * | audit head      | AUDIT              | HEAD         |                           |                       |                     |                       |
+ * | audit record    | AUDIT              | SEQ#<seq>    | SUBJ#<requestId>, seq     |                       |                     | AUDIT, at#seq         |
+ */
+export const SEQ_WIDTH = 12;
+
+export const pad = (seq: number) => String(seq).padStart(SEQ_WIDTH, "0");
+
+export const Keys = {
+  request: (id: string) => ({ pk: `REQ#${id}`, sk: "REQ" }),
+  idempotency: (owner: string, key: string) => ({ pk: `IDEM#${owner}#${key}`, sk: "IDEM" }),
+  auditHead: { pk: "AUDIT", sk: "HEAD" },
+  audit: (seq: number) => ({ pk: "AUDIT", sk: `SEQ#${pad(seq)}` }),
+} as const;
+
+export const INDEX = { byOwner: "gsi1", byStatus: "gsi2", byDue: "gsi3", byTime: "gsi4" } as const;
+
+/** Every key attribute an item may carry; stripped before items leave the adapter. */
+export const KEY_ATTRIBUTES = [
+  "pk",
+  "sk",
+  "gsi1pk",
+  "gsi1sk",
+  "gsi2pk",
+  "gsi2sk",
+  "gsi3pk",
+  "gsi3sk",
+  "gsi4pk",
+  "gsi4sk",
+];

@@ -1,0 +1,199 @@
+import * as z from "zod";
+import { Duration } from "../util/duration.ts";
+
+/** Instance ids as EC2 issues them (8 or 17 hex digits after `i-`; the range keeps older lengths valid). */
+export const InstanceId = z.string().regex(/^i-[0-9a-f]{8,17}$/, "must look like i-0123456789abcdef0");
+/** Linux user names as EC2 Instance Connect accepts them (seed: first char letter/digit/_; then @ . _ -). */
+export const OsUser = z
+  .string()
+  .regex(
+    /^[A-Za-z0-9_][A-Za-z0-9@._-]{0,30}$/,
+    "must be 1-31 characters: a letter, digit or _ first, then letters, digits, @ . _ -",
+  );
+export const Port = z.number().int().min(1).max(65_535);
+export const Method = z.enum(["ssh", "tunnel", "rdp"]);
+export type Method = z.infer<typeof Method>;
+export const RDP_PORT = 3389;
+
+export const Principal = z
+  .string()
+  .regex(/^(group:[\w.@-]+|user:[^\s@]+@[^\s@]+)$/, 'must be "group:<name>" or "user:<email>"');
+export type Principal = z.infer<typeof Principal>;
+
+const Email = z.email().transform((email) => email.toLowerCase());
+const Name = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, "lowercase letters, digits, - and _ only");
+
+const RegExpSource = z.string().refine(
+  (source) => {
+    try {
+      new RegExp(source);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  { message: "is not a valid regular expression" },
+);
+
+export const Target = z
+  .strictObject({
+    name: Name,
+    account: z.string().regex(/^\d{12}$/, "must be a 12-digit AWS account id"),
+    region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d+$/, "must be an AWS region like eu-west-1"),
+    instances: z.array(InstanceId).default([]),
+    /** Every listed tag must match for an instance to be part of the target. */
+    tags: z.record(z.string().min(1), z.string()).optional(),
+  })
+  .refine((target) => target.instances.length > 0 || (target.tags && Object.keys(target.tags).length > 0), {
+    message: "a target needs instance ids or a tag selector",
+  });
+export type Target = z.infer<typeof Target>;
+
+const Methods = z
+  .strictObject({
+    ssh: z.strictObject({ osUsers: z.array(OsUser).min(1) }).optional(),
+    tunnel: z.strictObject({ ports: z.array(Port).min(1) }).optional(),
+    rdp: z.strictObject({}).optional(),
+  })
+  .refine((methods) => Object.values(methods).some(Boolean), {
+    message: "a rule must allow at least one method",
+  });
+
+/** EICE cuts tunnels at 3600 s, but SSH key pushes can be renewed, so grants may run longer than that. */
+const MAX_GRANT_SECONDS = 12 * 3_600;
+
+export const Rule = z
+  .strictObject({
+    id: Name,
+    description: z.string().optional(),
+    targets: z.array(Name).min(1),
+    requesters: z.array(Principal).min(1),
+    methods: Methods,
+    maxDuration: Duration.pipe(z.number().max(MAX_GRANT_SECONDS, "must be at most 12h")),
+    approvals: z
+      .strictObject({
+        count: z.number().int().min(0).max(10),
+        from: z.array(Principal).default([]),
+      })
+      .refine((approvals) => approvals.count === 0 || approvals.from.length > 0, {
+        message: "approvals.from must name who approves when count > 0",
+      }),
+    reason: z
+      .strictObject({ required: z.boolean().default(true), pattern: RegExpSource.optional() })
+      .default({ required: true }),
+    ticket: z
+      .strictObject({ required: z.boolean().default(false), pattern: RegExpSource.optional() })
+      .default({ required: false }),
+    breakGlass: z
+      .strictObject({ allowed: z.boolean().default(false), by: z.array(Principal).default([]) })
+      .default({ allowed: false, by: [] }),
+    pendingTimeout: Duration.default(3_600),
+    extend: z
+      .strictObject({ allowed: z.boolean().default(false), maxTotal: Duration.optional() })
+      .default({ allowed: false }),
+  })
+  .refine((rule) => !rule.breakGlass.allowed || rule.breakGlass.by.length > 0, {
+    message: "breakGlass.by must name who may break glass",
+    path: ["breakGlass", "by"],
+  });
+export type Rule = z.infer<typeof Rule>;
+
+export const Deny = z.strictObject({
+  /** Who is denied; empty means everyone. */
+  principals: z.array(Principal).default([]),
+  targets: z.array(Name).optional(),
+  instances: z.array(InstanceId).optional(),
+  methods: z.array(Method).optional(),
+  reason: z.string().min(1),
+});
+export type Deny = z.infer<typeof Deny>;
+
+export const User = z.strictObject({
+  email: Email,
+  name: z.string().optional(),
+  groups: z.array(z.string().regex(/^[\w.@-]+$/)).default([]),
+  slackUserId: z
+    .string()
+    .regex(/^[UW][A-Z0-9]{2,}$/, "must be a Slack user id like U0123ABC")
+    .optional(),
+});
+export type User = z.infer<typeof User>;
+
+export const Settings = z
+  .strictObject({
+    /** Principals that may read every request, grant and audit record. */
+    auditors: z.array(Principal).default([]),
+    /** Principals that may approve, deny and revoke under any rule (never their own requests). */
+    admins: z.array(Principal).default([]),
+  })
+  .default({ auditors: [], admins: [] });
+
+export const Config = z
+  .strictObject({
+    settings: Settings,
+    directory: z.strictObject({ users: z.array(User).default([]) }).default({ users: [] }),
+    targets: z.array(Target).min(1),
+    rules: z.array(Rule).min(1),
+    deny: z.array(Deny).default([]),
+  })
+  .superRefine((config, ctx) => {
+    const targetNames = new Set<string>();
+    config.targets.forEach((target, index) => {
+      if (targetNames.has(target.name))
+        ctx.addIssue({
+          code: "custom",
+          path: ["targets", index, "name"],
+          message: `duplicate target "${target.name}"`,
+        });
+      targetNames.add(target.name);
+    });
+    const ruleIds = new Set<string>();
+    config.rules.forEach((rule, index) => {
+      if (ruleIds.has(rule.id))
+        ctx.addIssue({
+          code: "custom",
+          path: ["rules", index, "id"],
+          message: `duplicate rule id "${rule.id}"`,
+        });
+      ruleIds.add(rule.id);
+      rule.targets.forEach((name, t) => {
+        if (!targetNames.has(name))
+          ctx.addIssue({
+            code: "custom",
+            path: ["rules", index, "targets", t],
+            message: `unknown target "${name}"`,
+          });
+      });
+    });
+    config.deny.forEach((entry, index) => {
+      entry.targets?.forEach((name, t) => {
+        if (!targetNames.has(name))
+          ctx.addIssue({
+            code: "custom",
+            path: ["deny", index, "targets", t],
+            message: `unknown target "${name}"`,
+          });
+      });
+    });
+    const emails = new Set<string>();
+    const slackIds = new Set<string>();
+    config.directory.users.forEach((user, index) => {
+      if (emails.has(user.email))
+        ctx.addIssue({
+          code: "custom",
+          path: ["directory", "users", index, "email"],
+          message: "duplicate user",
+        });
+      emails.add(user.email);
+      if (user.slackUserId) {
+        if (slackIds.has(user.slackUserId))
+          ctx.addIssue({
+            code: "custom",
+            path: ["directory", "users", index, "slackUserId"],
+            message: "Slack user id bound to two users",
+          });
+        slackIds.add(user.slackUserId);
+      }
+    });
+  });
+export type Config = z.infer<typeof Config>;

@@ -1,0 +1,162 @@
+import * as z from "zod";
+import { Audit } from "../../core/audit/index.ts";
+import * as AuditRead from "../../core/audit/read.ts";
+import type { Actor } from "../../core/identity/index.ts";
+import { Request } from "../../core/request/index.ts";
+
+export type Deps = AuditRead.Deps;
+
+export interface RouteInput {
+  deps: Deps;
+  actor: Actor;
+  params: Record<string, string | undefined>;
+  query: Record<string, string | undefined>;
+  body: unknown;
+  headers: Record<string, string | undefined>;
+}
+
+export interface Route {
+  method: "GET" | "POST";
+  path: string;
+  summary: string;
+  /** False only for routes that reveal nothing: health and the API description. */
+  auth: boolean;
+  query?: z.ZodType;
+  body?: z.ZodType;
+  response: z.ZodType;
+  /** Success status; `handle` may override it (201 vs 200 on an idempotent replay). */
+  status: number;
+  handle: (input: RouteInput) => Promise<unknown | { status: number; body: unknown }>;
+}
+
+const Health = z.object({ status: z.literal("ok"), time: z.iso.datetime() });
+const list = <T extends z.ZodType>(item: T) =>
+  z.object({ items: z.array(item), nextCursor: z.string().optional() });
+const Verification = z.union([
+  z.object({
+    ok: z.literal(true),
+    records: z.number(),
+    head: z.object({ seq: z.number(), hash: z.string() }),
+  }),
+  z.object({
+    ok: z.literal(false),
+    records: z.number(),
+    brokenAt: z.object({ seq: z.number(), reason: z.string() }),
+  }),
+]);
+
+const id = (params: RouteInput["params"]) => params.id ?? "";
+
+export const routes: Route[] = [
+  {
+    method: "GET",
+    path: "/health",
+    summary: "Liveness",
+    auth: false,
+    response: Health,
+    status: 200,
+    handle: async () => ({ status: "ok", time: new Date().toISOString() }),
+  },
+  {
+    method: "POST",
+    path: "/requests",
+    summary: "Request access (honours Idempotency-Key)",
+    auth: true,
+    body: Request.CreateInput,
+    response: Request.Info,
+    status: 201,
+    handle: async ({ deps, actor, body, headers }) => {
+      const { request, created } = await Request.create(deps, actor, body, headers["idempotency-key"]);
+      return { status: created ? 201 : 200, body: request };
+    },
+  },
+  {
+    method: "GET",
+    path: "/requests",
+    summary: "List requests the caller can see",
+    auth: true,
+    query: Request.ListQuery,
+    response: list(Request.Info),
+    status: 200,
+    handle: ({ deps, actor, query }) => Request.list(deps, actor, query),
+  },
+  {
+    method: "GET",
+    path: "/requests/{id}",
+    summary: "One request",
+    auth: true,
+    response: Request.Info,
+    status: 200,
+    handle: ({ deps, actor, params }) => Request.get(deps, actor, id(params)),
+  },
+  ...(["approve", "deny", "cancel"] as const).map(
+    (verb): Route => ({
+      method: "POST",
+      path: `/requests/{id}/${verb}`,
+      summary: `${verb[0]?.toUpperCase()}${verb.slice(1)} a request`,
+      auth: true,
+      body: Request.DecisionInput,
+      response: Request.Info,
+      status: 200,
+      handle: ({ deps, actor, params, body }) => Request[verb](deps, actor, id(params), body),
+    }),
+  ),
+  {
+    method: "GET",
+    path: "/grants",
+    summary: "List grants the caller can see",
+    auth: true,
+    query: Request.GrantListQuery,
+    response: list(Request.Grant),
+    status: 200,
+    handle: ({ deps, actor, query }) => Request.listGrants(deps, actor, query),
+  },
+  {
+    method: "GET",
+    path: "/grants/{id}",
+    summary: "One grant",
+    auth: true,
+    response: Request.Grant,
+    status: 200,
+    handle: ({ deps, actor, params }) => Request.getGrant(deps, actor, id(params)),
+  },
+  {
+    method: "POST",
+    path: "/grants/{id}/revoke",
+    summary: "End a grant now",
+    auth: true,
+    body: Request.RevokeInput,
+    response: Request.Grant,
+    status: 200,
+    handle: ({ deps, actor, params, body }) => Request.revoke(deps, actor, id(params), body),
+  },
+  {
+    method: "POST",
+    path: "/grants/{id}/extend",
+    summary: "Extend an active grant (re-approved when the rule needs approvals)",
+    auth: true,
+    body: Request.ExtendInput,
+    response: Request.Grant,
+    status: 200,
+    handle: ({ deps, actor, params, body }) => Request.extend(deps, actor, id(params), body),
+  },
+  {
+    method: "GET",
+    path: "/audit/events",
+    summary: "Audit records (auditors: all; others: one visible request's history)",
+    auth: true,
+    query: AuditRead.EventsQuery,
+    response: list(Audit.Info),
+    status: 200,
+    handle: ({ deps, actor, query }) => AuditRead.events(deps, actor, query),
+  },
+  {
+    method: "GET",
+    path: "/audit/verify",
+    summary: "Walk the audit hash chain and report the first broken link",
+    auth: true,
+    response: Verification,
+    status: 200,
+    handle: ({ deps, actor }) => AuditRead.verifyChain(deps, actor),
+  },
+];
