@@ -1,4 +1,7 @@
-import { ulid } from "ulid";
+import { monotonicFactory } from "ulid";
+
+/** Monotonic within a process, so ids made in the same millisecond still sort in creation order. */
+const ulid = monotonicFactory();
 
 /**
  * Type-prefixed, time-sortable ids. A grant shares its request's ULID so either id finds the one item

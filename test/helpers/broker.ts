@@ -1,0 +1,135 @@
+import { randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import type {
+  APIGatewayProxyEventV2WithJWTAuthorizer,
+  APIGatewayProxyStructuredResultV2,
+  Context,
+} from "aws-lambda";
+import { inject } from "vitest";
+import { documentClient } from "../../core/aws/clients.ts";
+import { DynamoStore } from "../../core/aws/dynamo/store.ts";
+import { ensureTable } from "../../core/aws/dynamo/table.ts";
+import { type Config, parseConfig } from "../../core/policy/index.ts";
+import { Target } from "../../core/target/index.ts";
+import { createApi } from "../../functions/api/app.ts";
+import type { Deps } from "../../functions/api/routes.ts";
+import { LOCAL_AWS } from "../../local/dynamo.ts";
+
+export const DEMO_CONFIG_TEXT = readFileSync(
+  new URL("../../local/demo/access.yaml", import.meta.url),
+  "utf8",
+);
+export const DEMO_INSTANCE = "i-0a1b2c3d4e5f60718";
+
+export interface TestBroker {
+  deps: Deps;
+  store: DynamoStore;
+  table: string;
+  raw: DynamoDBClient;
+  /** Moves the broker's clock; starts at the real time. */
+  clock: { now: Date; advance(seconds: number): void };
+  call(user: string | null, method: string, path: string, options?: CallOptions): Promise<Response>;
+}
+
+export interface CallOptions {
+  body?: unknown;
+  rawBody?: string;
+  headers?: Record<string, string>;
+  query?: Record<string, string>;
+}
+
+export interface Response {
+  status: number;
+  body: any;
+  headers: Record<string, string>;
+}
+
+/** A broker on a fresh table in the shared DynamoDB Local, called in-process through the real handler. */
+export async function createTestBroker(
+  configText = DEMO_CONFIG_TEXT,
+  options: { isolatedStores?: boolean } = {},
+): Promise<TestBroker> {
+  const endpoint = inject("dynamoEndpoint");
+  const table = `t-${randomUUID()}`;
+  const raw = new DynamoDBClient({ ...LOCAL_AWS, endpoint });
+  await ensureTable(raw, table);
+  const store = new DynamoStore(documentClient({ ...LOCAL_AWS, endpoint }), table);
+  const config: Config = parseConfig(configText);
+  const clock = {
+    now: new Date(),
+    advance(seconds: number) {
+      clock.now = new Date(clock.now.getTime() + seconds * 1000);
+    },
+  };
+  const deps: Deps = {
+    config,
+    requests: store,
+    audit: store,
+    targets: Target.fromPolicy(config),
+    clock: () => clock.now,
+  };
+  // With isolated stores every call gets its own store instance — like separate Lambda containers,
+  // with no shared in-process lock or cached audit head — so races are decided by DynamoDB alone.
+  const document = documentClient({ ...LOCAL_AWS, endpoint });
+  const handler = createApi(() =>
+    options.isolatedStores ? { ...deps, requests: new DynamoStore(document, table), audit: store } : deps,
+  );
+  const call = async (user: string | null, method: string, path: string, options: CallOptions = {}) => {
+    const headers: Record<string, string> = { ...(options.headers ?? {}) };
+    const body = options.rawBody ?? (options.body === undefined ? undefined : JSON.stringify(options.body));
+    if (body !== undefined && !Object.keys(headers).some((name) => name.toLowerCase() === "content-type"))
+      headers["content-type"] = "application/json";
+    const lowered = Object.fromEntries(
+      Object.entries(headers).map(([name, value]) => [name.toLowerCase(), value]),
+    );
+    const entry = user ? config.directory.users.find((candidate) => candidate.email === user) : undefined;
+    const event = {
+      version: "2.0",
+      routeKey: "$default",
+      rawPath: path,
+      rawQueryString: new URLSearchParams(options.query ?? {}).toString(),
+      headers: lowered,
+      queryStringParameters: options.query,
+      requestContext: {
+        http: { method, path, protocol: "HTTP/1.1", sourceIp: "127.0.0.1", userAgent: "test" },
+        requestId: randomUUID(),
+        authorizer: user
+          ? {
+              jwt: {
+                claims: { email: user, sub: user, groups: `[${(entry?.groups ?? []).join(" ")}]` },
+                scopes: [],
+              },
+            }
+          : undefined,
+      },
+      body,
+      isBase64Encoded: false,
+    } as unknown as APIGatewayProxyEventV2WithJWTAuthorizer;
+    const result = (await handler(event, {
+      awsRequestId: randomUUID(),
+    } as Context)) as APIGatewayProxyStructuredResultV2;
+    return {
+      status: result.statusCode ?? 200,
+      body: result.body ? JSON.parse(result.body) : undefined,
+      headers: (result.headers ?? {}) as Record<string, string>,
+    };
+  };
+  return { deps, store, table, raw, clock, call };
+}
+
+/** Everything the table holds, for "nothing was written" assertions. */
+export async function snapshot(broker: TestBroker): Promise<{ head: number; requests: number }> {
+  const head = await broker.store.head();
+  const all = await broker.store.listAll({ limit: 1000 });
+  return { head: head.seq, requests: all.items.length };
+}
+
+export const requestBody = (overrides: Record<string, unknown> = {}) => ({
+  instanceId: DEMO_INSTANCE,
+  method: "ssh",
+  osUser: "ec2-user",
+  durationSeconds: 1800,
+  reason: "investigate disk usage",
+  ...overrides,
+});
