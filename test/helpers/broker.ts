@@ -1,5 +1,4 @@
 import { randomUUID } from "node:crypto";
-import { readFileSync } from "node:fs";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type {
   APIGatewayProxyEventV2WithJWTAuthorizer,
@@ -15,6 +14,7 @@ import { Target } from "../../core/target/index.ts";
 import { createApi } from "../../functions/api/app.ts";
 import type { Deps } from "../../functions/api/routes.ts";
 import { LOCAL_AWS } from "../../local/dynamo.ts";
+import { DEMO_CONFIG_TEXT } from "./config.ts";
 
 export const DEMO_CONFIG_TEXT = readFileSync(
   new URL("../../local/demo/access.yaml", import.meta.url),

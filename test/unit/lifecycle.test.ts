@@ -1,0 +1,143 @@
+import { describe, expect, it } from "vitest";
+import { Policy, parseConfig } from "../../core/policy/index.ts";
+import * as Lifecycle from "../../core/request/lifecycle.ts";
+import type { Info } from "../../core/request/schema.ts";
+import { DEMO_CONFIG_TEXT } from "../helpers/config.ts";
+
+const config = parseConfig(DEMO_CONFIG_TEXT);
+const T0 = new Date("2026-11-21T10:00:00.000Z");
+const at = (seconds: number) => new Date(T0.getTime() + seconds * 1000);
+const bob = { email: "bob@example.com", groups: ["sre-leads"] };
+const dave = { email: "dave@example.com", groups: ["sre-leads"] };
+const alice = { email: "alice@example.com", groups: ["dev"] };
+
+function pending(overrides: Partial<Info> = {}): Info {
+  return {
+    id: "req_01m7y9ms5fjay2j5d0d4qd3wev",
+    grantId: "gr_01m7y9ms5fjay2j5d0d4qd3wev",
+    status: "pending",
+    version: 1,
+    requester: alice.email,
+    instanceId: "i-0a1b2c3d4e5f60718",
+    account: "111122223333",
+    region: "us-east-1",
+    target: "demo",
+    method: "ssh",
+    osUser: "ec2-user",
+    durationSeconds: 1800,
+    reason: "debug",
+    ruleId: "dev-demo",
+    breakGlass: false,
+    approvalsRequired: 1,
+    approvals: [],
+    createdAt: T0.toISOString(),
+    pendingUntil: at(1800).toISOString(),
+    extendedSeconds: 0,
+    ...overrides,
+  };
+}
+
+const ctx = (actor: typeof bob, now = at(60), rule = Policy.ruleById(config, "dev-demo")) => ({
+  actor,
+  rule,
+  admin: false,
+  now,
+});
+
+describe("approve", () => {
+  it("activates at the approval time when the quorum is reached", () => {
+    const { next, events } = Lifecycle.approve(pending(), ctx(bob, at(300)));
+    expect(next).toMatchObject({ status: "active", version: 2, startsAt: at(300).toISOString() });
+    expect(next.endsAt).toBe(at(300 + 1800).toISOString());
+    expect(events.map((event) => event.type)).toEqual([
+      "request.approval_recorded",
+      "request.approved",
+      "grant.activated",
+    ]);
+  });
+
+  it("stays pending until n distinct approvers agree", () => {
+    const first = Lifecycle.approve(pending({ approvalsRequired: 2 }), ctx(bob));
+    expect(first.next).toMatchObject({ status: "pending", approvals: [{ by: bob.email }] });
+    expect(() => Lifecycle.approve(first.next, ctx(bob))).toThrow(/already approved/);
+    const second = Lifecycle.approve(first.next, ctx(dave));
+    expect(second.next.status).toBe("active");
+    expect(second.next.approvals.map((approval) => approval.by)).toEqual([bob.email, dave.email]);
+  });
+
+  it("refuses the requester even as an admin, and non-approvers", () => {
+    const own = pending({ requester: bob.email });
+    expect(() => Lifecycle.approve(own, { ...ctx(bob), admin: true })).toThrow(/own request/);
+    expect(() =>
+      Lifecycle.approve(pending(), ctx({ email: "carol@example.com", groups: ["security"] })),
+    ).toThrow(/not an approver/);
+  });
+
+  it("lets an admin approve requests outside the rule's approver list", () => {
+    const admin = { email: "root@example.com", groups: [] };
+    expect(Lifecycle.approve(pending(), { ...ctx(admin), admin: true }).next.status).toBe("active");
+  });
+
+  it("refuses decisions on finished requests and names the decider", () => {
+    const denied = Lifecycle.deny(pending(), ctx(dave)).next;
+    expect(() => Lifecycle.approve(denied, ctx(bob))).toThrow(/denied \(decided by dave@example.com\)/);
+  });
+
+  it("holds a request with a future start as approved", () => {
+    const { next } = Lifecycle.approve(pending({ startAt: at(3600).toISOString() }), ctx(bob));
+    expect(next.status).toBe("approved");
+    expect(Lifecycle.dueAt(next)).toBe(at(3600).toISOString());
+  });
+});
+
+describe("cancel, revoke, extend", () => {
+  it("lets only the requester cancel, and only before the grant starts", () => {
+    expect(() => Lifecycle.cancel(pending(), ctx(bob))).toThrow(/Only the requester/);
+    expect(Lifecycle.cancel(pending(), ctx(alice)).next.status).toBe("cancelled");
+    const active = Lifecycle.approve(pending(), ctx(bob)).next;
+    expect(() => Lifecycle.cancel(active, ctx(alice))).toThrow(/active/);
+  });
+
+  it("lets the requester or an approver revoke an active grant, once", () => {
+    const active = Lifecycle.approve(pending(), ctx(bob)).next;
+    const stranger = { email: "x@example.com", groups: [] };
+    expect(() => Lifecycle.revoke(active, ctx(stranger))).toThrow(/Only the requester or an approver/);
+    const revoked = Lifecycle.revoke(active, ctx(alice, at(120))).next;
+    expect(revoked).toMatchObject({ status: "revoked", endedAt: at(120).toISOString() });
+    expect(() => Lifecycle.revoke(revoked, ctx(bob))).toThrow(/revoked/);
+  });
+
+  it("asks for re-approval of an extension when the rule needs approvals", () => {
+    const active = Lifecycle.approve(pending(), ctx(bob, T0)).next;
+    const asked = Lifecycle.extend(active, ctx(alice), 1800, "slow");
+    expect(asked.next.pendingExtension).toMatchObject({ durationSeconds: 1800 });
+    expect(asked.next.endsAt).toBe(active.endsAt);
+    const approved = Lifecycle.approve(asked.next, ctx(dave)).next;
+    expect(approved.endsAt).toBe(at(3600).toISOString());
+    expect(approved.pendingExtension).toBeUndefined();
+  });
+
+  it("extends at once when the rule needs no approvals, within maxTotal", () => {
+    const rule = { ...Policy.ruleById(config, "dev-demo")!, approvals: { count: 0, from: [] } };
+    const active = Lifecycle.approve(pending(), ctx(bob, T0)).next;
+    const extended = Lifecycle.extend(active, ctx(alice, at(60), rule), 3600, "more").next;
+    expect(extended.endsAt).toBe(at(1800 + 3600).toISOString());
+    expect(() => Lifecycle.extend(extended, ctx(alice, at(60), rule), 1801, "more")).toThrow(/at most 2h/);
+  });
+});
+
+describe("sweep", () => {
+  it("times out, activates and expires exactly when due", () => {
+    expect(Lifecycle.sweep(pending(), at(1799))).toBeUndefined();
+    expect(Lifecycle.sweep(pending(), at(1800))?.next.status).toBe("timed-out");
+    const scheduled = Lifecycle.approve(pending({ startAt: at(600).toISOString() }), ctx(bob)).next;
+    expect(Lifecycle.sweep(scheduled, at(600))?.next).toMatchObject({
+      status: "active",
+      startsAt: at(600).toISOString(),
+    });
+    const active = Lifecycle.approve(pending(), ctx(bob, T0)).next;
+    expect(Lifecycle.sweep(active, at(1799))).toBeUndefined();
+    expect(Lifecycle.sweep(active, at(1800))?.next.status).toBe("expired");
+    expect(Lifecycle.dueAt({ ...active, status: "expired" })).toBeUndefined();
+  });
+});
