@@ -10,9 +10,11 @@ export function getStringFromEnv(name: string, fallback?: string): string {
 }
 
 export const DEFAULT_CONFIG_PATH = "access.yaml";
+/** Where deployments ship the compiled policy inside the function bundle. */
+export const COMPILED_CONFIG_PATH = "access.json";
 
 export const settings = {
-  /** Policy file: `ACCESS_CONFIG`, default ./access.yaml. */
-  configPath: () => getStringFromEnv("ACCESS_CONFIG", DEFAULT_CONFIG_PATH),
+  /** Compiled policy file in Lambda: `ACCESS_CONFIG`, default ./access.json. */
+  compiledConfigPath: () => getStringFromEnv("ACCESS_CONFIG", COMPILED_CONFIG_PATH),
   tableName: () => getStringFromEnv("ACCESS_TABLE_NAME"),
 };

@@ -1,7 +1,8 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { ConfigError, loadConfig } from "../core/policy/index.ts";
+import { ConfigError } from "../core/policy/index.ts";
+import { loadConfig } from "../core/policy/yaml.ts";
 import { Request } from "../core/request/index.ts";
 import { log } from "../core/util/log.ts";
 import { startDynamoLocal } from "./dynamo.ts";

@@ -5,7 +5,7 @@ import { Identity } from "../identity/index.ts";
 import { formatDuration } from "../util/duration.ts";
 import { type Config, type Deny, type Method, RDP_PORT, type Rule, type Target } from "./schema.ts";
 
-export { ConfigError, loadConfig, parseConfig, renderIssues } from "./load.ts";
+export { ConfigError, loadCompiledConfig, renderIssues, validateConfig } from "./load.ts";
 export * from "./schema.ts";
 
 /** What the broker knows about an instance when it evaluates a request. */

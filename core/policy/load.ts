@@ -1,5 +1,4 @@
 import { readFileSync } from "node:fs";
-import { parseDocument } from "yaml";
 import { AppError, type Issue } from "../error.ts";
 import { formatIssues } from "../util/issues.ts";
 import { Config } from "./schema.ts";
@@ -24,31 +23,34 @@ export function renderIssues(issues: readonly Issue[]): string {
   return issues.map((issue) => `  ${issue.path}: ${issue.message}`).join("\n");
 }
 
-/** Parses and validates config text; every problem is reported at once, never just the first. */
-export function parseConfig(text: string, source = "config"): Config {
-  const document = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
-  if (document.errors.length > 0) {
-    throw new ConfigError(
-      source,
-      document.errors.map((error) => ({
-        path: error.linePos ? `line ${error.linePos[0].line}` : "(yaml)",
-        message: error.message.split("\n")[0] ?? error.message,
-      })),
-    );
-  }
-  const parsed = Config.safeParse(document.toJS());
+/** Validates an already-parsed config; every problem is reported at once, never just the first. */
+export function validateConfig(value: unknown, source = "config"): Config {
+  const parsed = Config.safeParse(value);
   if (!parsed.success) throw new ConfigError(source, formatIssues(parsed.error.issues));
   return parsed.data;
 }
 
-export function loadConfig(path: string): Config {
-  let text: string;
+export function readConfigFile(path: string): string {
   try {
-    text = readFileSync(path, "utf8");
+    return readFileSync(path, "utf8");
   } catch (error) {
     throw new ConfigError(path, [
       { path: "(file)", message: `cannot read: ${(error as NodeJS.ErrnoException).code}` },
     ]);
   }
-  return parseConfig(text, path);
+}
+
+/**
+ * Loads the compiled JSON policy that deployments ship (scripts/compile-config.ts). Lambda uses this
+ * one, so the YAML parser stays out of its bundle.
+ */
+export function loadCompiledConfig(path: string): Config {
+  let value: unknown;
+  try {
+    value = JSON.parse(readConfigFile(path));
+  } catch (error) {
+    if (error instanceof ConfigError) throw error;
+    throw new ConfigError(path, [{ path: "(file)", message: "is not valid JSON" }]);
+  }
+  return validateConfig(value, path);
 }

@@ -46,11 +46,16 @@ function adapt(route: Route, deps: () => Deps): MiddyRoute<Event, APIGatewayProx
  * importing the module (cold start) does no I/O.
  */
 export function createApi(deps: () => Deps) {
-  const document = openApiDocument();
+  // Built on first request, not at import: converting every schema would add to each cold start.
+  let document: ReturnType<typeof openApiDocument> | undefined;
   const router = httpRouterHandler<Event, APIGatewayProxyResultV2>({
     routes: [
       ...routes.map((route) => adapt(route, deps)),
-      { method: "GET", path: "/openapi.json", handler: async () => json(200, document) },
+      {
+        method: "GET",
+        path: "/openapi.json",
+        handler: async () => json(200, (document ??= openApiDocument())),
+      },
     ],
     notFoundResponse: ({ method, path }) => {
       throw new NotFoundError("route.not_found", `No route ${method} ${path}`);

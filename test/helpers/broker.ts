@@ -9,17 +9,15 @@ import { inject } from "vitest";
 import { documentClient } from "../../core/aws/clients.ts";
 import { DynamoStore } from "../../core/aws/dynamo/store.ts";
 import { ensureTable } from "../../core/aws/dynamo/table.ts";
-import { type Config, parseConfig } from "../../core/policy/index.ts";
+import type { Config } from "../../core/policy/index.ts";
+import { parseConfig } from "../../core/policy/yaml.ts";
 import { Target } from "../../core/target/index.ts";
 import { createApi } from "../../functions/api/app.ts";
 import type { Deps } from "../../functions/api/routes.ts";
 import { LOCAL_AWS } from "../../local/dynamo.ts";
 import { DEMO_CONFIG_TEXT } from "./config.ts";
 
-export const DEMO_CONFIG_TEXT = readFileSync(
-  new URL("../../local/demo/access.yaml", import.meta.url),
-  "utf8",
-);
+export { DEMO_CONFIG_TEXT };
 export const DEMO_INSTANCE = "i-0a1b2c3d4e5f60718";
 
 export interface TestBroker {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { Policy, parseConfig } from "../../core/policy/index.ts";
+import { Policy } from "../../core/policy/index.ts";
+import { parseConfig } from "../../core/policy/yaml.ts";
 import * as Lifecycle from "../../core/request/lifecycle.ts";
 import type { Info } from "../../core/request/schema.ts";
 import { DEMO_CONFIG_TEXT } from "../helpers/config.ts";

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, Policy, parseConfig } from "../../core/policy/index.ts";
+import { ConfigError, Policy } from "../../core/policy/index.ts";
+import { parseConfig } from "../../core/policy/yaml.ts";
 import { DEMO_CONFIG_TEXT } from "../helpers/config.ts";
 
 const config = parseConfig(DEMO_CONFIG_TEXT);
