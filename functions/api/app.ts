@@ -54,7 +54,10 @@ export function createApi(deps: () => Deps) {
       {
         method: "GET",
         path: "/openapi.json",
-        handler: async () => json(200, (document ??= openApiDocument())),
+        handler: async () => {
+          document ??= openApiDocument();
+          return json(200, document);
+        },
       },
     ],
     notFoundResponse: ({ method, path }) => {

@@ -119,7 +119,9 @@ describe("cancel, revoke, extend", () => {
   });
 
   it("extends at once when the rule needs no approvals, within maxTotal", () => {
-    const rule = { ...Policy.ruleById(config, "dev-demo")!, approvals: { count: 0, from: [] } };
+    const demoRule = Policy.ruleById(config, "dev-demo");
+    if (!demoRule) throw new Error("demo rule missing");
+    const rule = { ...demoRule, approvals: { count: 0, from: [] } };
     const active = Lifecycle.approve(pending(), ctx(bob, T0)).next;
     const extended = Lifecycle.extend(active, ctx(alice, at(60), rule), 3600, "more").next;
     expect(extended.endsAt).toBe(at(1800 + 3600).toISOString());
