@@ -32,6 +32,7 @@ const protectedRoutes = [
   "POST /requests/{id}/deny",
   "POST /requests/{id}/cancel",
   "GET /grants",
+  "GET /grants/{id}",
   "POST /grants/{id}/revoke",
   "POST /grants/{id}/extend",
   "GET /audit/events",

@@ -5,7 +5,7 @@ const ulid = monotonicFactory();
 
 /**
  * Type-prefixed, time-sortable ids. A grant shares its request's ULID so either id finds the one item
- * that holds both (see core/aws/dynamo/README in docs/architecture.md).
+ * that holds both (README.md § Architecture, table design).
  */
 export const ID_PREFIX = { request: "req", grant: "gr" } as const;
 
