@@ -25,6 +25,7 @@ const authorizer = api.addAuthorizer({
 const publicRoutes = ["GET /health", "GET /openapi.json"];
 
 const protectedRoutes = [
+  "GET /me",
   "POST /requests",
   "GET /requests",
   "GET /requests/{id}",

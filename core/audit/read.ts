@@ -3,6 +3,7 @@ import { ForbiddenError, InputError, NotFoundError } from "../error.ts";
 import { type Actor, Identity } from "../identity/index.ts";
 import type { Config } from "../policy/index.ts";
 import { Request } from "../request/index.ts";
+import { InputTime } from "../request/schema.ts";
 import { parse } from "../util/fn.ts";
 import type { Page } from "../util/page.ts";
 import { type Info, type Verification, verify } from "./index.ts";
@@ -17,8 +18,8 @@ export const EventsQuery = z.strictObject({
     .string()
     .regex(/^req_[0-9a-z]{26}$/, "must be a request id")
     .optional(),
-  from: z.iso.datetime().optional(),
-  to: z.iso.datetime().optional(),
+  from: InputTime.optional(),
+  to: InputTime.optional(),
   order: z.enum(["asc", "desc"]).default("desc"),
   limit: z.coerce.number().int().min(1).max(200).default(50),
   cursor: z.string().max(2_048).optional(),

@@ -59,3 +59,11 @@ export function matchesAny(actor: Actor, principals: readonly Principal[]): bool
 export function isAuditor(actor: Actor, config: Config): boolean {
   return matchesAny(actor, config.settings.auditors);
 }
+
+export const Profile = Actor.extend({ auditor: z.boolean(), admin: z.boolean() });
+export type Profile = z.infer<typeof Profile>;
+
+/** Who the caller is to the broker: the groups it merged from token and directory, and its roles. */
+export function profile(actor: Actor, config: Config): Profile {
+  return { ...actor, auditor: isAuditor(actor, config), admin: matchesAny(actor, config.settings.admins) };
+}

@@ -83,7 +83,7 @@ export async function create(
     throw new InputError(
       "request.violates_rule",
       `The request does not fit rule "${evaluation.rule.id}": ${evaluation.violations.map((v) => v.message).join("; ")}`,
-      evaluation.violations,
+      evaluation.violations.map((violation) => ({ path: violation.field, message: violation.message })),
     );
   }
   if (input.startAt) {
@@ -113,6 +113,7 @@ export async function create(
     breakGlass: input.breakGlass,
     review: input.breakGlass ? { status: "pending" } : undefined,
     approvalsRequired: input.breakGlass ? 0 : rule.approvals.count,
+    approvalsFrom: input.breakGlass ? [] : rule.approvals.from,
     approvals: [],
     createdAt: at.toISOString(),
     pendingUntil: new Date(at.getTime() + rule.pendingTimeout * 1000).toISOString(),

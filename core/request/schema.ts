@@ -29,6 +29,8 @@ export const FINAL_STATUSES = [
 
 const Email = z.string();
 const Time = z.iso.datetime();
+/** Times from callers may carry any offset; they are stored and compared in UTC. */
+export const InputTime = z.iso.datetime({ offset: true }).transform((value) => new Date(value).toISOString());
 
 export const Approval = z.object({ by: Email, at: Time, comment: z.string().optional() });
 export type Approval = z.infer<typeof Approval>;
@@ -57,6 +59,8 @@ export const Info = z.object({
     .object({ status: z.enum(["pending", "done"]), by: Email.optional(), at: Time.optional() })
     .optional(),
   approvalsRequired: z.number().int().nonnegative(),
+  /** Who may approve, as the rule said when the request was made (the current policy decides at click time). */
+  approvalsFrom: z.array(z.string()).default([]),
   approvals: z.array(Approval),
   decision: z.object({ by: Email, at: Time, reason: z.string().optional() }).optional(),
   createdAt: Time,
@@ -95,7 +99,7 @@ export const CreateInput = z.strictObject({
     .regex(/^[\w.:#/-]+$/, "letters, digits and . : # / - _ only")
     .optional(),
   breakGlass: z.boolean().default(false),
-  startAt: Time.optional(),
+  startAt: InputTime.optional(),
 });
 export type CreateInput = z.input<typeof CreateInput>;
 

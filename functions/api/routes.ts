@@ -1,7 +1,7 @@
 import * as z from "zod";
 import { Audit } from "../../core/audit/index.ts";
 import * as AuditRead from "../../core/audit/read.ts";
-import type { Actor } from "../../core/identity/index.ts";
+import { type Actor, Identity } from "../../core/identity/index.ts";
 import { Request } from "../../core/request/index.ts";
 
 export type Deps = AuditRead.Deps;
@@ -56,6 +56,15 @@ export const routes: Route[] = [
     response: Health,
     status: 200,
     handle: async () => ({ status: "ok", time: new Date().toISOString() }),
+  },
+  {
+    method: "GET",
+    path: "/me",
+    summary: "The caller as the broker sees them: email, merged groups, roles",
+    auth: true,
+    response: Identity.Profile,
+    status: 200,
+    handle: async ({ deps, actor }) => Identity.profile(actor, deps.config),
   },
   {
     method: "POST",

@@ -68,6 +68,24 @@ describe("npm start", () => {
     expect(verify.body.ok).toBe(true);
   });
 
+  it("runs the expiry sweeper on a timer", async () => {
+    const alice = await login("alice@example.com");
+    const created = await api(alice, "POST", "/requests", {
+      instanceId: "i-0a1b2c3d4e5f60718",
+      method: "tunnel",
+      durationSeconds: 2,
+      reason: "short",
+    });
+    await api(await login("dave@example.com"), "POST", `/requests/${created.body.id}/approve`);
+    const deadline = Date.now() + 15_000;
+    let status = "active";
+    while (status !== "expired" && Date.now() < deadline) {
+      await new Promise((done) => setTimeout(done, 500));
+      status = (await api(alice, "GET", `/requests/${created.body.id}`)).body.status;
+    }
+    expect(status).toBe("expired");
+  });
+
   it("refuses a second runtime on the same data directory with a clear message", async () => {
     const second = spawnRuntime(runtime.dataDir, await freePort());
     const output = collect(second);

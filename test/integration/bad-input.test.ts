@@ -253,5 +253,7 @@ describe("queries and routes", () => {
     await expectRejected(ALICE, "GET", "/nope", {}, 404, "route.not_found");
     await expectRejected(ALICE, "DELETE", "/requests", {}, 404);
     await expectRejected(null, "GET", "/requests", {}, 401, "auth.unauthorized");
+    // the dev issuer exists only in the local server, never in the Lambda handler
+    await expectRejected(null, "POST", "/dev/login", { body: { user: ALICE } }, 404, "route.not_found");
   });
 });

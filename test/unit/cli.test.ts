@@ -44,6 +44,7 @@ const pending: Request.Info = {
   ruleId: "dev-demo",
   breakGlass: false,
   approvalsRequired: 1,
+  approvalsFrom: ["group:sre-leads"],
   approvals: [],
   createdAt: "2025-06-01T11:58:00.000Z",
   pendingUntil: "2025-06-01T12:28:00.000Z",
@@ -186,9 +187,7 @@ describe("access request", () => {
     );
     expect(stdout).toContain(`request:       ${pending.id}`);
     expect(stdout).toContain("status:        pending");
-    expect(stdout).toMatch(
-      /approvals: +0 of 1 \(waiting for 1 more approval from the approvers of rule dev-demo\)/,
-    );
+    expect(stdout).toMatch(/approvals: +0 of 1 \(waiting for 1 more approval from group:sre-leads\)/);
     expect(stdout).toContain("pending until: 2025-06-01 12:28:00Z (in 28m)");
   });
 

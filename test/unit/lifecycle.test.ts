@@ -30,6 +30,7 @@ function pending(overrides: Partial<Info> = {}): Info {
     ruleId: "dev-demo",
     breakGlass: false,
     approvalsRequired: 1,
+    approvalsFrom: ["group:sre-leads"],
     approvals: [],
     createdAt: T0.toISOString(),
     pendingUntil: at(1800).toISOString(),
