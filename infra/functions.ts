@@ -29,9 +29,29 @@ const shared = {
 } satisfies Partial<sst.aws.FunctionArgs>;
 
 // Permissions are written out instead of using `link`, which would grant every DynamoDB action on the table.
-// TransactWriteItems has no IAM action of its own: each item in a transaction is authorized as the
-// PutItem / UpdateItem / ConditionCheckItem / DeleteItem it contains. DeleteItem is not granted: records
-// are never deleted (the audit trail is append-only; idempotency keys expire through TTL).
+// TransactWriteItems has no IAM action of its own: each item in a transaction is authorized as the action
+// it contains. Every write here is a conditional Put inside a transaction (the item on condition of its
+// version, the audit head on condition of its sequence, new audit records and idempotency keys on
+// condition of not existing), so PutItem is the only write action. No UpdateItem, no DeleteItem, no Scan:
+// the audit trail is append-only and idempotency keys expire through TTL.
+const tablePermissions = [
+  {
+    // One request or grant by id, and the audit chain head before an append.
+    actions: ["dynamodb:GetItem"],
+    resources: tableOnly,
+  },
+  {
+    // Lists (mine, by status, by time), due transitions for the sweeper, and the audit chain walk.
+    actions: ["dynamodb:Query"],
+    resources: tableAndIndexes,
+  },
+  {
+    // Conditional puts inside TransactWriteItems (see above).
+    actions: ["dynamodb:PutItem"],
+    resources: tableOnly,
+  },
+];
+
 export const apiFunction = new sst.aws.Function("Api", {
   ...shared,
   handler: "functions/api.handler",
@@ -39,33 +59,7 @@ export const apiFunction = new sst.aws.Function("Api", {
   memory: "512 MB",
   // API Gateway cuts HTTP API integrations at 30 s; anything longer would only burn money.
   timeout: "29 seconds",
-  permissions: [
-    {
-      // Reads of one request or grant, and the idempotency-key lookup before a create.
-      actions: ["dynamodb:GetItem"],
-      resources: tableOnly,
-    },
-    {
-      // Lists (mine, by status, by time) and the audit chain walk for /audit/verify, all via key conditions.
-      actions: ["dynamodb:Query"],
-      resources: tableAndIndexes,
-    },
-    {
-      // New requests, audit records and idempotency keys, always with attribute_not_exists conditions.
-      actions: ["dynamodb:PutItem"],
-      resources: tableOnly,
-    },
-    {
-      // Lifecycle transitions (approve, deny, cancel, revoke, extend) as conditional updates.
-      actions: ["dynamodb:UpdateItem"],
-      resources: tableOnly,
-    },
-    {
-      // Guards inside transactions, e.g. the audit chain head has not moved since it was read.
-      actions: ["dynamodb:ConditionCheckItem"],
-      resources: tableOnly,
-    },
-  ],
+  permissions: tablePermissions,
 });
 
 export const sweeperFunction = new sst.aws.Function("Sweeper", {
@@ -76,31 +70,5 @@ export const sweeperFunction = new sst.aws.Function("Sweeper", {
   // Shorter than the 1-minute schedule so runs rarely overlap; when they do, conditional writes make the
   // second transition a no-op.
   timeout: "50 seconds",
-  permissions: [
-    {
-      // Finds due transitions on the sparse gsi3 index.
-      actions: ["dynamodb:Query"],
-      resources: tableAndIndexes,
-    },
-    {
-      // Re-reads the item before acting, because a gsi3 entry is eventually consistent and may be stale.
-      actions: ["dynamodb:GetItem"],
-      resources: tableOnly,
-    },
-    {
-      // Audit records of expiry, timeout and start, written together with the transition.
-      actions: ["dynamodb:PutItem"],
-      resources: tableOnly,
-    },
-    {
-      // The transition itself (pending -> timed-out, approved -> active, active -> expired).
-      actions: ["dynamodb:UpdateItem"],
-      resources: tableOnly,
-    },
-    {
-      // Guards inside the transition transaction, as in the API.
-      actions: ["dynamodb:ConditionCheckItem"],
-      resources: tableOnly,
-    },
-  ],
+  permissions: tablePermissions,
 });

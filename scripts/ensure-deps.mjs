@@ -6,8 +6,10 @@ import { existsSync, statSync } from "node:fs";
 
 const marker = "node_modules/.package-lock.json";
 if (!existsSync(marker) || statSync("package-lock.json").mtimeMs > statSync(marker).mtimeMs) {
-  console.log("Installing npm packages (npm ci)…");
-  const result = spawnSync("npm", ["ci", "--no-audit", "--no-fund"], { stdio: "inherit" });
+  // `npm install`, not `npm ci`: the lockfile pins every version either way, but npm ci refuses lockfiles
+  // that lack the optional per-platform packages a registry mirror may not carry (e.g. Biome's).
+  console.log("Installing npm packages from package-lock.json…");
+  const result = spawnSync("npm", ["install", "--no-audit", "--no-fund"], { stdio: "inherit" });
   if (result.status !== 0) process.exit(result.status ?? 1);
 }
 

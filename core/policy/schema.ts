@@ -137,63 +137,54 @@ export const Config = z
     deny: z.array(Deny).default([]),
   })
   .superRefine((config, ctx) => {
-    const targetNames = new Set<string>();
-    config.targets.forEach((target, index) => {
-      if (targetNames.has(target.name))
-        ctx.addIssue({
-          code: "custom",
-          path: ["targets", index, "name"],
-          message: `duplicate target "${target.name}"`,
-        });
-      targetNames.add(target.name);
-    });
-    const ruleIds = new Set<string>();
-    config.rules.forEach((rule, index) => {
-      if (ruleIds.has(rule.id))
-        ctx.addIssue({
-          code: "custom",
-          path: ["rules", index, "id"],
-          message: `duplicate rule id "${rule.id}"`,
-        });
-      ruleIds.add(rule.id);
-      rule.targets.forEach((name, t) => {
-        if (!targetNames.has(name))
-          ctx.addIssue({
-            code: "custom",
-            path: ["rules", index, "targets", t],
-            message: `unknown target "${name}"`,
-          });
+    const issue = (path: (string | number)[], message: string) =>
+      ctx.addIssue({ code: "custom", path, message });
+    /** Reports every repeat of a value that must be unique across a list. */
+    const unique = <T>(
+      items: readonly T[],
+      key: (item: T) => string | undefined,
+      at: (index: number) => (string | number)[],
+      message: (value: string) => string,
+    ) => {
+      const seen = new Set<string>();
+      items.forEach((item, index) => {
+        const value = key(item);
+        if (value === undefined) return;
+        if (seen.has(value)) issue(at(index), message(value));
+        seen.add(value);
       });
-    });
-    config.deny.forEach((entry, index) => {
-      entry.targets?.forEach((name, t) => {
-        if (!targetNames.has(name))
-          ctx.addIssue({
-            code: "custom",
-            path: ["deny", index, "targets", t],
-            message: `unknown target "${name}"`,
-          });
+    };
+    const targetNames = new Set(config.targets.map((target) => target.name));
+    const known = (names: readonly string[] | undefined, at: (index: number) => (string | number)[]) =>
+      names?.forEach((name, index) => {
+        if (!targetNames.has(name)) issue(at(index), `unknown target "${name}"`);
       });
-    });
-    const emails = new Set<string>();
-    const slackIds = new Set<string>();
-    config.directory.users.forEach((user, index) => {
-      if (emails.has(user.email))
-        ctx.addIssue({
-          code: "custom",
-          path: ["directory", "users", index, "email"],
-          message: "duplicate user",
-        });
-      emails.add(user.email);
-      if (user.slackUserId) {
-        if (slackIds.has(user.slackUserId))
-          ctx.addIssue({
-            code: "custom",
-            path: ["directory", "users", index, "slackUserId"],
-            message: "Slack user id bound to two users",
-          });
-        slackIds.add(user.slackUserId);
-      }
-    });
+
+    unique(
+      config.targets,
+      (target) => target.name,
+      (i) => ["targets", i, "name"],
+      (name) => `duplicate target "${name}"`,
+    );
+    unique(
+      config.rules,
+      (rule) => rule.id,
+      (i) => ["rules", i, "id"],
+      (id) => `duplicate rule id "${id}"`,
+    );
+    unique(
+      config.directory.users,
+      (user) => user.email,
+      (i) => ["directory", "users", i, "email"],
+      () => "duplicate user",
+    );
+    unique(
+      config.directory.users,
+      (user) => user.slackUserId,
+      (i) => ["directory", "users", i, "slackUserId"],
+      () => "Slack user id bound to two users",
+    );
+    config.rules.forEach((rule, r) => known(rule.targets, (t) => ["rules", r, "targets", t]));
+    config.deny.forEach((entry, d) => known(entry.targets, (t) => ["deny", d, "targets", t]));
   });
 export type Config = z.infer<typeof Config>;

@@ -67,45 +67,44 @@ describe("error responses", () => {
   });
 
   it("hides the message of unexpected errors", () => {
-    const original = process.stderr.write;
-    let logged = "";
-    process.stderr.write = ((chunk: string) => {
-      logged += chunk;
-      return true;
-    }) as typeof process.stderr.write;
-    try {
+    const logged = captureStderr(() => {
       const response = toResponse(new Error("db password=hunter2"), "rid") as {
         statusCode: number;
         body: string;
       };
       expect(response.statusCode).toBe(500);
       expect(response.body).not.toContain("hunter2");
-    } finally {
-      process.stderr.write = original;
-    }
+    });
     expect(logged).toContain("unhandled error");
   });
 });
 
 describe("logs", () => {
   it("redacts secret-looking keys at any depth", () => {
-    const original = process.stderr.write;
-    let line = "";
-    process.stderr.write = ((chunk: string) => {
-      line += chunk;
-      return true;
-    }) as typeof process.stderr.write;
-    try {
+    const line = captureStderr(() => {
       log.warn("x", {
         headers: { authorization: "Bearer abc.def" },
         token: "t",
         nested: [{ privateKey: "k" }],
         ok: 1,
       });
-    } finally {
-      process.stderr.write = original;
-    }
+    });
     expect(line).not.toMatch(/abc\.def|"t"|"k"/);
     expect(JSON.parse(line)).toMatchObject({ ok: 1, token: "[redacted]" });
   });
 });
+
+function captureStderr(run: () => void): string {
+  const original = process.stderr.write;
+  let written = "";
+  process.stderr.write = ((chunk: string) => {
+    written += chunk;
+    return true;
+  }) as typeof process.stderr.write;
+  try {
+    run();
+  } finally {
+    process.stderr.write = original;
+  }
+  return written;
+}
