@@ -184,7 +184,7 @@ export const Config = z
       (i) => ["directory", "users", i, "slackUserId"],
       () => "Slack user id bound to two users",
     );
-    config.rules.forEach((rule, r) => known(rule.targets, (t) => ["rules", r, "targets", t]));
-    config.deny.forEach((entry, d) => known(entry.targets, (t) => ["deny", d, "targets", t]));
+    for (const [r, rule] of config.rules.entries()) known(rule.targets, (t) => ["rules", r, "targets", t]);
+    for (const [d, entry] of config.deny.entries()) known(entry.targets, (t) => ["deny", d, "targets", t]);
   });
 export type Config = z.infer<typeof Config>;
