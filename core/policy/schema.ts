@@ -21,6 +21,11 @@ export const Principal = z
 export type Principal = z.infer<typeof Principal>;
 
 const Email = z.email().transform((email) => email.toLowerCase());
+export const AccountId = z.string().regex(/^\d{12}$/, "must be a 12-digit AWS account id");
+/** An IAM role or user ARN (the broker's roles, or a person's own AWS identity for IAM grant mode). */
+export const PrincipalArn = z
+  .string()
+  .regex(/^arn:aws[a-z-]*:iam::\d{12}:(role|user)\/[\w+=,.@/-]{1,512}$/, "must be an IAM role or user ARN");
 const Name = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, "lowercase letters, digits, - and _ only");
 
 const RegExpSource = z.string().refine(
@@ -38,7 +43,7 @@ const RegExpSource = z.string().refine(
 export const Target = z
   .strictObject({
     name: Name,
-    account: z.string().regex(/^\d{12}$/, "must be a 12-digit AWS account id"),
+    account: AccountId,
     region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d+$/, "must be an AWS region like eu-west-1"),
     instances: z.array(InstanceId).default([]),
     /** Every listed tag must match for an instance to be part of the target. */
@@ -91,6 +96,11 @@ export const Rule = z
     extend: z
       .strictObject({ allowed: z.boolean().default(false), maxTotal: Duration.optional() })
       .default({ allowed: false }),
+    /**
+     * `broker`: the broker pushes keys and presigns tunnels for the user. `iam`: the broker attaches a
+     * time-boxed inline policy to the user's own AWS identity (directory `awsPrincipals`) instead.
+     */
+    grantMode: z.enum(["broker", "iam"]).default("broker"),
   })
   .refine((rule) => !rule.breakGlass.allowed || rule.breakGlass.by.length > 0, {
     message: "breakGlass.by must name who may break glass",
@@ -116,6 +126,8 @@ export const User = z.strictObject({
     .string()
     .regex(/^[UW][A-Z0-9]{2,}$/, "must be a Slack user id like U0123ABC")
     .optional(),
+  /** The person's own IAM roles/users, one per account at most, for rules with grantMode: iam. */
+  awsPrincipals: z.array(PrincipalArn).default([]),
 });
 export type User = z.infer<typeof User>;
 
@@ -125,8 +137,24 @@ export const Settings = z
     auditors: z.array(Principal).default([]),
     /** Principals that may approve, deny and revoke under any rule (never their own requests). */
     admins: z.array(Principal).default([]),
+    aws: z
+      .strictObject({
+        /** Per target account: the roles the broker assumes there (cross-account, through STS). */
+        accounts: z
+          .record(
+            AccountId,
+            z.strictObject({
+              /** Describe instances and endpoints, push keys, attach IAM grants. */
+              brokerRoleArn: PrincipalArn,
+              /** Assumed per grant (session `grant-<id>`, SourceIdentity = user) to presign OpenTunnel URLs. */
+              signerRoleArn: PrincipalArn,
+            }),
+          )
+          .default({}),
+      })
+      .default({ accounts: {} }),
   })
-  .default({ auditors: [], admins: [] });
+  .default({ auditors: [], admins: [], aws: { accounts: {} } });
 
 export const Config = z
   .strictObject({
@@ -185,6 +213,14 @@ export const Config = z
       () => "Slack user id bound to two users",
     );
     for (const [r, rule] of config.rules.entries()) known(rule.targets, (t) => ["rules", r, "targets", t]);
+    for (const [t, target] of config.targets.entries()) {
+      // An invalid account id is reported by the field itself; one error per problem.
+      if (AccountId.safeParse(target.account).success && !config.settings.aws.accounts[target.account])
+        issue(
+          ["targets", t, "account"],
+          `no settings.aws.accounts entry for ${target.account}: the broker needs roles there`,
+        );
+    }
     for (const [d, entry] of config.deny.entries()) known(entry.targets, (t) => ["deny", d, "targets", t]);
   });
 export type Config = z.infer<typeof Config>;

@@ -580,7 +580,7 @@ describe("access policy (offline)", () => {
   it("check prints a one-line summary of a valid file", async () => {
     const result = await cli(["policy", "check", DEMO_CONFIG]);
     expect(result.code).toBe(0);
-    expect(result.stdout).toBe(`${DEMO_CONFIG}: valid — 2 targets, 2 rules, 1 deny entry, 4 users\n`);
+    expect(result.stdout).toBe(`${DEMO_CONFIG}: valid — 3 targets, 3 rules, 1 deny entry, 4 users\n`);
   });
 
   it("check lists every problem of an invalid file as path: reason and exits 1", async () => {
@@ -621,8 +621,8 @@ describe("access policy (offline)", () => {
     expect(JSON.parse(result.stdout)).toEqual({
       ok: true,
       file: DEMO_CONFIG,
-      targets: 2,
-      rules: 2,
+      targets: 3,
+      rules: 3,
       deny: 1,
       users: 4,
     });
