@@ -21,6 +21,15 @@ export default defineConfig({
       },
       {
         test: {
+          name: "emulator",
+          include: ["test/emulator/**/*.test.ts"],
+          env,
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
+        },
+      },
+      {
+        test: {
           name: "e2e",
           include: ["test/e2e/**/*.test.ts"],
           env,

@@ -88,6 +88,14 @@ rules:
     );
   });
 
+  it("requires broker roles for every target account", () => {
+    const error = configError(DEMO_CONFIG_TEXT.replace('"444455556666":\n', '"999999999999":\n'));
+    expect(error.issues).toContainEqual({
+      path: "targets.2.account",
+      message: expect.stringContaining("no settings.aws.accounts entry for 444455556666"),
+    });
+  });
+
   it("reports YAML syntax errors with a line", () => {
     expect(configError("targets: [\n  - a: b\n").issues[0]?.path).toMatch(/^line \d+/);
   });
