@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Makes `npm start` and `npm test` work on a fresh clone: installs npm packages from the lockfile when
-// they are missing or stale, and Java (for DynamoDB Local) from Debian when running as root.
+// they are missing or stale, and (as root, from Debian) Java, OpenSSH and the AWS CLI.
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, statSync } from "node:fs";
 
@@ -17,15 +17,32 @@ function has(command, args) {
   return spawnSync(command, args, { stdio: "ignore" }).status === 0;
 }
 
-if (!has("java", ["-version"])) {
+/** What the local runtime and the tests run for real: DynamoDB Local (Java), the demo sshd, the AWS CLI. */
+const systemPackages = [
+  {
+    check: () => has("java", ["-version"]),
+    apt: "openjdk-17-jre-headless",
+    why: "Java 17+ for DynamoDB Local",
+  },
+  {
+    check: () => existsSync("/usr/sbin/sshd"),
+    apt: "openssh-server",
+    why: "OpenSSH server for the demo instance",
+  },
+  { check: () => has("ssh", ["-V"]), apt: "openssh-client", why: "OpenSSH client for access ssh" },
+  { check: () => existsSync("/usr/bin/aws"), apt: "awscli", why: "the AWS CLI (a second client in tests)" },
+];
+const missing = systemPackages.filter((entry) => !entry.check());
+if (missing.length > 0) {
   if (process.getuid?.() === 0 && has("apt-get", ["--version"])) {
-    console.log("Installing Java for DynamoDB Local (apt-get install openjdk-17-jre-headless)…");
+    console.log(`Installing ${missing.map((entry) => entry.apt).join(", ")} with apt-get…`);
     execFileSync("apt-get", ["update", "-qq"], { stdio: "inherit" });
-    execFileSync("apt-get", ["install", "-y", "-qq", "openjdk-17-jre-headless"], { stdio: "inherit" });
+    execFileSync("apt-get", ["install", "-y", "-qq", ...missing.map((entry) => entry.apt)], {
+      stdio: "inherit",
+    });
   } else {
-    console.error(
-      "Java 17+ is required for DynamoDB Local: install openjdk-17-jre-headless (or any JRE 17+).",
-    );
-    process.exit(1);
+    for (const entry of missing) console.error(`missing: ${entry.why} — install the ${entry.apt} package`);
+    // Java is required for anything to run; the others only for the demo instance and some tests.
+    if (missing.some((entry) => entry.apt.startsWith("openjdk"))) process.exit(1);
   }
 }

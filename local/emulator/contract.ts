@@ -113,6 +113,8 @@ export interface EmulatorService {
   /** WebSocket / upgrade requests (EICE). Return true when handled. */
   upgrade?(request: IncomingMessage, socket: Duplex, head: Buffer): Promise<boolean>;
   close?(): Promise<void>;
+  /** Drop runtime state (pushed keys, open tunnels, …); called by `POST /_emulator/reset`. */
+  reset?(): void | Promise<void>;
 }
 
 export interface InventoryInstance {
