@@ -11,6 +11,7 @@ import {
   decodeToken,
   deleteSession,
   normalizeApiUrl,
+  normalizeEiceEndpoint,
   notLoggedIn,
   readSession,
   resolveCredentials,
@@ -66,6 +67,7 @@ export async function login(ctx: Ctx, options: LoginOptions): Promise<number> {
   }
   const apiUrl = normalizeApiUrl(options.api ?? (env.ACCESS_API_URL?.trim() || previous || DEFAULT_API_URL));
   let token: string;
+  let eiceEndpoint: string | undefined;
   if (options.token !== undefined) {
     token = (options.token === "-" ? await ctx.io.stdin() : options.token).trim();
     if (!decodeToken(token)) throw new CliError("the token is not a JWT (header.payload.signature)");
@@ -77,7 +79,11 @@ export async function login(ctx: Ctx, options: LoginOptions): Promise<number> {
     }
     const client = createClient({ apiUrl, fetch: ctx.io.fetch });
     try {
-      ({ token } = await client.post<{ token: string }>("/dev/login", { user: options.user }));
+      const answer = await client.post<{ token: string; eiceEndpoint?: unknown }>("/dev/login", {
+        user: options.user,
+      });
+      token = answer.token;
+      eiceEndpoint = normalizeEiceEndpoint(answer.eiceEndpoint);
     } catch (error) {
       if (error instanceof ApiError && error.status === 404 && error.code !== "dev.unknown_user") {
         throw new CliError(`${apiUrl} has no dev issuer (POST /dev/login)`, {
@@ -90,14 +96,15 @@ export async function login(ctx: Ctx, options: LoginOptions): Promise<number> {
   }
   const claims = decodeToken(token);
   const user = claims?.email ?? claims?.sub ?? options.user;
-  const file = writeSession(env, { apiUrl, token, user, savedAt: ctx.now.toISOString() });
+  const file = writeSession(env, { apiUrl, token, user, savedAt: ctx.now.toISOString(), eiceEndpoint });
   const expiresAt = claims?.exp ? new Date(claims.exp * 1000).toISOString() : undefined;
-  ctx.emit({ apiUrl, user, expiresAt, sessionFile: file }, () =>
+  ctx.emit({ apiUrl, user, expiresAt, sessionFile: file, eiceEndpoint }, () =>
     Format.fields([
       ["logged in as", user ? Format.clean(user) : "(token has no email claim)"],
       ["api", apiUrl],
       ["expires", expiresAt ? Format.when(expiresAt, ctx.now) : "never (no exp claim)"],
       ["session", file],
+      ["tunnels via", eiceEndpoint ? `${eiceEndpoint} (local EICE emulator)` : undefined],
     ]),
   );
   if (new URL(apiUrl).protocol === "http:" && !isLoopback(apiUrl)) {

@@ -1,3 +1,4 @@
+import type { Readable, Writable } from "node:stream";
 import type { Client } from "./client.ts";
 
 /**
@@ -12,6 +13,14 @@ export interface Io {
   /** Reads all of stdin (for `access login --token -`). */
   stdin: () => Promise<string>;
   now: () => Date;
+  /** Raw byte streams, for `access proxy` (ssh's ProxyCommand speaks through them). */
+  input: Readable;
+  output: Writable;
+  /**
+   * Calls `handler` on Ctrl-C (SIGINT) or SIGTERM instead of dying; returns the unsubscribe function.
+   * Commands that run until interrupted (`tunnel`) or wait (`ssh` waiting for approval) use it.
+   */
+  onInterrupt: (handler: () => void) => () => void;
 }
 
 async function readStdin(): Promise<string> {
@@ -28,11 +37,21 @@ export function processIo(): Io {
     stderr: (text) => process.stderr.write(text),
     stdin: readStdin,
     now: () => new Date(),
+    input: process.stdin,
+    output: process.stdout,
+    onInterrupt(handler) {
+      process.on("SIGINT", handler);
+      process.on("SIGTERM", handler);
+      return () => {
+        process.off("SIGINT", handler);
+        process.off("SIGTERM", handler);
+      };
+    },
   };
 }
 
-/** Exit codes: 0 done, 1 error, 2 a negative answer (policy denies, audit chain broken). */
-export const EXIT = { ok: 0, error: 1, negative: 2 } as const;
+/** Exit codes: 0 done, 1 error, 2 a negative answer (policy denies, audit chain broken), 130 Ctrl-C. */
+export const EXIT = { ok: 0, error: 1, negative: 2, interrupted: 130 } as const;
 
 /** A failure the CLI itself detects (bad flag value, no session); rendered like an API error. */
 export class CliError extends Error {

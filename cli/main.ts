@@ -6,6 +6,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from "commander
 import type { Request } from "../core/request/index.ts";
 import { ApiError, createClient, UnreachableError } from "./client.ts";
 import type { AuditOptions, GrantOptions, ListOptions, LoginOptions, RequestOptions } from "./commands.ts";
+import type { SshOptions } from "./connect.ts";
 import { CliError, type Ctx, EXIT, type Io, processIo } from "./context.ts";
 import type { ExplainOptions } from "./policy.ts";
 import { type Credentials, decodeToken, notLoggedIn, resolveCredentials } from "./session.ts";
@@ -26,6 +27,9 @@ const STATUSES = Object.keys(STATUS_NAMES);
 
 const commands = () => import("./commands.ts");
 const policy = () => import("./policy.ts");
+const connect = () => import("./connect.ts");
+
+const collect = (value: string, previous: string[]) => [...previous, value];
 
 function integer(min: number, max: number) {
   return (value: string): number => {
@@ -120,7 +124,9 @@ export async function main(argv: readonly string[], overrides: Partial<Io> = {})
       "after",
       "\nEnvironment: ACCESS_API_URL and ACCESS_TOKEN override the session stored by `access login`;" +
         "\nACCESS_CONFIG names the policy file for `access policy`." +
-        "\nExit codes: 0 done, 1 error, 2 a negative answer (policy denies, audit chain broken).",
+        "\nACCESS_EICE_ENDPOINT (local runtime) is where tunnels really connect; the session stores it at login." +
+        "\nExit codes: 0 done, 1 error, 2 a negative answer (policy denies, audit chain broken);" +
+        "\n`access ssh` exits with ssh's own code.",
     );
 
   // ---- session ----
@@ -202,6 +208,56 @@ export async function main(argv: readonly string[], overrides: Partial<Io> = {})
     .action(
       run(async (ctx, id: string, options: { for: string; reason: string }) =>
         (await commands()).extend(ctx, id, options),
+      ),
+    );
+
+  // ---- connecting ----
+  program
+    .command("ssh")
+    .description(
+      "log in with a key pair made here (only its public half is pushed, for 60 s), through the system ssh",
+    )
+    .argument("<target>", "an instance (i-…) you have an active ssh grant for, or a grant id (gr_…)")
+    .argument("[command...]", "remote command, after -- (access ssh i-… -- uptime)")
+    .option("--user <os-user>", "OS user (default: the grant's, else ec2-user)")
+    .option(
+      "--for <duration>",
+      "no active grant? ask for one this long (needs --reason) and wait for approval",
+    )
+    .option("--reason <text>", "why, when asking for a grant")
+    .option("--ticket <id>", "ticket or incident, when asking for a grant")
+    .option("-i, --identity-file <file>", "push the public half of this existing key instead of a fresh one")
+    .option(
+      "-o, --ssh-option <Key=Value>",
+      "extra ssh option, repeatable (wins over the defaults)",
+      collect,
+      [],
+    )
+    .action(
+      run(async (ctx, target: string, command: string[], options: SshOptions) =>
+        (await connect()).ssh(ctx, target, command, options),
+      ),
+    );
+  program
+    .command("proxy")
+    .description("stdin/stdout through one EICE tunnel: ssh -o ProxyCommand='access proxy <grant-id>'")
+    .argument("<grant-id>", "the grant (gr_…)")
+    .action(run(async (ctx, grantId: string) => (await connect()).proxy(ctx, grantId)));
+  leaf(
+    program,
+    "tunnel <grant-id>",
+    "a local port whose every connection is its own EICE tunnel, until Ctrl-C",
+  )
+    .requiredOption(
+      "--local-port <n>",
+      "port to listen on at 127.0.0.1 (0: any free port)",
+      integer(0, 65_535),
+    )
+    // EICE allows 20 concurrent connections per endpoint, shared by everyone using it.
+    .option("--max-connections <n>", "refuse connections beyond this many (1-20)", integer(1, 20), 10)
+    .action(
+      run(async (ctx, grantId: string, options: { localPort: number; maxConnections: number }) =>
+        (await connect()).tunnel(ctx, grantId, options),
       ),
     );
 

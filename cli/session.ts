@@ -11,6 +11,11 @@ export interface Session {
   token: string;
   user?: string;
   savedAt: string;
+  /**
+   * Local runtime only (from `POST /dev/login`): where the emulated EICE really listens, because the
+   * endpoint DNS names in presigned tunnel URLs do not resolve. See cli/bridge.ts `tunnelAddress`.
+   */
+  eiceEndpoint?: string;
 }
 
 export interface Credentials {
@@ -19,6 +24,8 @@ export interface Credentials {
   /** Where each value came from, for `whoami` and for hints. */
   source: { apiUrl: "env" | "session" | "default"; token: "env" | "session" | "none" };
   session: Session | undefined;
+  /** `ACCESS_EICE_ENDPOINT`, else the stored session's (for the same API), else none: connect as signed. */
+  eiceEndpoint: string | undefined;
 }
 
 export function sessionDir(env: Io["env"]): string {
@@ -61,6 +68,7 @@ export function readSession(env: Io["env"]): Session | undefined {
         token: data.token,
         user: typeof data.user === "string" ? data.user : undefined,
         savedAt: typeof data.savedAt === "string" ? data.savedAt : "",
+        eiceEndpoint: typeof data.eiceEndpoint === "string" ? data.eiceEndpoint : undefined,
       };
     }
   } catch {
@@ -105,6 +113,7 @@ export function resolveCredentials(env: Io["env"]): Credentials {
   const apiUrl = envUrl ? normalizeApiUrl(envUrl) : (session?.apiUrl ?? DEFAULT_API_URL);
   const sessionToken = session && session.apiUrl === apiUrl ? session.token : undefined;
   const token = envToken || sessionToken;
+  const sessionEice = session && session.apiUrl === apiUrl ? session.eiceEndpoint : undefined;
   return {
     apiUrl,
     token,
@@ -113,7 +122,20 @@ export function resolveCredentials(env: Io["env"]): Credentials {
       token: envToken ? "env" : sessionToken ? "session" : "none",
     },
     session,
+    eiceEndpoint: env.ACCESS_EICE_ENDPOINT?.trim() || sessionEice,
   };
+}
+
+/** A websocket base URL (`ws://host:port`) for `eiceEndpoint`, or undefined when `text` is not one. */
+export function normalizeEiceEndpoint(text: unknown): string | undefined {
+  if (typeof text !== "string") return undefined;
+  try {
+    const url = new URL(text.trim());
+    if ((url.protocol !== "ws:" && url.protocol !== "wss:") || url.username || url.password) return undefined;
+    return `${url.protocol}//${url.host}`;
+  } catch {
+    return undefined;
+  }
 }
 
 export interface TokenClaims {

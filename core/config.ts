@@ -17,4 +17,14 @@ export const settings = {
   /** Compiled policy file in Lambda: `ACCESS_CONFIG`, default ./access.json. */
   compiledConfigPath: () => getStringFromEnv("ACCESS_CONFIG", COMPILED_CONFIG_PATH),
   tableName: () => getStringFromEnv("ACCESS_TABLE_NAME"),
+  /**
+   * Per-grant expiry schedules (EventBridge Scheduler) when both ARNs are set; otherwise none, and the
+   * sweeper alone settles grants (the local runtime).
+   */
+  scheduler: () => {
+    const targetArn = process.env.ACCESS_SCHEDULER_TARGET_ARN?.trim();
+    const roleArn = process.env.ACCESS_SCHEDULER_ROLE_ARN?.trim();
+    if (!targetArn || !roleArn) return undefined;
+    return { targetArn, roleArn, group: getStringFromEnv("ACCESS_SCHEDULER_GROUP", "default") };
+  },
 };

@@ -36,6 +36,8 @@ const protectedRoutes = [
   "GET /grants/{id}",
   "POST /grants/{id}/revoke",
   "POST /grants/{id}/extend",
+  "POST /grants/{id}/ssh-key",
+  "POST /grants/{id}/tunnel",
   "GET /audit/events",
   "GET /audit/verify",
 ];

@@ -46,11 +46,84 @@ const tablePermissions = [
     resources: tableAndIndexes,
   },
   {
-    // Conditional puts inside TransactWriteItems (see above).
+    // Conditional puts inside TransactWriteItems (see above), and key-push intents (put before the AWS call,
+    // completed in a transaction with their audit record).
     actions: ["dynamodb:PutItem"],
     resources: tableOnly,
   },
 ];
+
+// The broker never acts in a target account with its own identity: it assumes that account's broker role
+// (settings.aws.accounts[*].brokerRoleArn) for DescribeInstances/Endpoints, SendSSHPublicKey, the per-grant
+// tunnel signer and IAM grant policies. Those ARNs live in the policy file, which infra code does not read, so
+// the grant names the role by its conventional name in any account; a policy whose brokerRoleArn uses another
+// name needs that ARN here too. What the broker may do inside each account is that role's policy, written
+// out in local/demo/inventory.yaml (the emulator's copy of it).
+const assumeBrokerRoles = {
+  actions: ["sts:AssumeRole"],
+  resources: ["arn:aws:iam::*:role/access-broker"],
+};
+
+const caller = aws.getCallerIdentityOutput({});
+const region = aws.getRegionOutput({});
+
+// One-time per-grant expiry schedules live in their own group, so the functions may touch only those.
+export const grantSchedules = new aws.scheduler.ScheduleGroup("GrantSchedules", {});
+
+export const expireFunction = new sst.aws.Function("Expire", {
+  ...shared,
+  handler: "functions/expire.handler",
+  description: "access-broker: settles one grant when its schedule fires (idempotent)",
+  memory: "256 MB",
+  timeout: "30 seconds",
+  // Expiry removes IAM grant-mode policies (through the broker roles); it never creates schedules.
+  permissions: [...tablePermissions, assumeBrokerRoles],
+});
+
+// The role EventBridge Scheduler assumes to invoke the expire function, and nothing else.
+const schedulerRole = new aws.iam.Role("GrantSchedulerRole", {
+  assumeRolePolicy: caller.accountId.apply((accountId) =>
+    JSON.stringify({
+      Version: "2012-10-17",
+      Statement: [
+        {
+          Effect: "Allow",
+          Principal: { Service: "scheduler.amazonaws.com" },
+          Action: "sts:AssumeRole",
+          // Confused-deputy guard: only schedules of this account may use the role.
+          Condition: { StringEquals: { "aws:SourceAccount": accountId } },
+        },
+      ],
+    }),
+  ),
+});
+
+new aws.iam.RolePolicy("GrantSchedulerInvoke", {
+  role: schedulerRole.id,
+  policy: $jsonStringify({
+    Version: "2012-10-17",
+    Statement: [{ Effect: "Allow", Action: "lambda:InvokeFunction", Resource: expireFunction.arn }],
+  }),
+});
+
+// Grants that become active, are extended or revoked create, move or delete their schedule (API on
+// approve/extend/revoke, sweeper on scheduled starts); PassRole hands Scheduler the invoke role above.
+const schedulePermissions = [
+  {
+    actions: ["scheduler:CreateSchedule", "scheduler:UpdateSchedule", "scheduler:DeleteSchedule"],
+    resources: [
+      $interpolate`arn:aws:scheduler:${region.region}:${caller.accountId}:schedule/${grantSchedules.name}/*`,
+    ],
+  },
+  { actions: ["iam:PassRole"], resources: [schedulerRole.arn] },
+];
+
+const schedulerEnvironment = {
+  ...shared.environment,
+  ACCESS_SCHEDULER_TARGET_ARN: expireFunction.arn,
+  ACCESS_SCHEDULER_ROLE_ARN: schedulerRole.arn,
+  ACCESS_SCHEDULER_GROUP: grantSchedules.name,
+};
 
 export const apiFunction = new sst.aws.Function("Api", {
   ...shared,
@@ -59,16 +132,18 @@ export const apiFunction = new sst.aws.Function("Api", {
   memory: "512 MB",
   // API Gateway cuts HTTP API integrations at 30 s; anything longer would only burn money.
   timeout: "29 seconds",
-  permissions: tablePermissions,
+  environment: schedulerEnvironment,
+  permissions: [...tablePermissions, assumeBrokerRoles, ...schedulePermissions],
 });
 
 export const sweeperFunction = new sst.aws.Function("Sweeper", {
   ...shared,
   handler: "functions/sweeper.handler",
-  description: "access-broker sweeper: time-based transitions backstop",
+  description: "access-broker sweeper: time-based transitions backstop and IAM grant reconciler",
   memory: "256 MB",
   // Shorter than the 1-minute schedule so runs rarely overlap; when they do, conditional writes make the
   // second transition a no-op.
   timeout: "50 seconds",
-  permissions: tablePermissions,
+  environment: schedulerEnvironment,
+  permissions: [...tablePermissions, assumeBrokerRoles, ...schedulePermissions],
 });

@@ -1,17 +1,72 @@
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { documentClient } from "../core/aws/clients.ts";
+import { Access } from "../core/access/index.ts";
+import { AwsClients, documentClient } from "../core/aws/clients.ts";
+import type { Credentials } from "../core/aws/credentials.ts";
 import { DynamoStore } from "../core/aws/dynamo/store.ts";
 import { ensureTable } from "../core/aws/dynamo/table.ts";
+import { awsAdapters } from "../core/aws/index.ts";
+import { Grant } from "../core/grant/index.ts";
 import type { Config } from "../core/policy/index.ts";
 import { Target } from "../core/target/index.ts";
-import type { Deps } from "../functions/api/routes.ts";
+import type { BrokerDeps } from "../functions/deps.ts";
 import { LOCAL_AWS } from "./dynamo.ts";
 
-/** Wires core to a DynamoDB endpoint exactly as functions/deps.ts does in Lambda. */
-export async function localDeps(config: Config, endpoint: string, table: string): Promise<Deps> {
+/** The broker's own identity in the demo inventory (IAM user access-broker in 123456789012); emulator-only. */
+export const DEMO_BROKER_CREDENTIALS = {
+  accessKeyId: "AKIAEMULATORBROKER01",
+  secretAccessKey: "emulator-broker-secret-do-not-use-in-aws",
+};
+
+/** Where the local broker reaches "AWS": the emulator's one URL, as the broker's own IAM user. */
+export interface LocalAws {
+  endpoint: string;
+  credentials: Credentials;
+  /** Region for STS/IAM (default us-east-1). */
+  homeRegion?: string;
+  /** Emulator time, when tests move it (role-session caching follows it). */
+  clock?: () => Date;
+}
+
+/**
+ * Wires core to a DynamoDB endpoint exactly as functions/deps.ts does in Lambda. With `aws`, the production
+ * AWS adapters talk to that endpoint (the local emulator); without it, instances resolve from the policy
+ * alone and pushes/tunnels answer `access.not_configured`. No per-grant schedules: the sweeper's timer
+ * settles grants locally.
+ */
+export async function localDeps(
+  config: Config,
+  endpoint: string,
+  table: string,
+  aws?: LocalAws,
+): Promise<BrokerDeps> {
   const raw = new DynamoDBClient({ ...LOCAL_AWS, endpoint });
   await ensureTable(raw, table);
   raw.destroy();
   const store = new DynamoStore(documentClient({ ...LOCAL_AWS, endpoint }), table);
-  return { config, requests: store, audit: store, targets: Target.fromPolicy(config) };
+  const adapters = aws
+    ? awsAdapters(
+        config,
+        new AwsClients(config.settings.aws.accounts, {
+          endpoint: aws.endpoint,
+          credentials: aws.credentials,
+          homeRegion: aws.homeRegion,
+          clock: aws.clock,
+        }),
+      )
+    : {
+        targets: Target.fromPolicy(config),
+        keys: Access.notConfigured,
+        tunnels: Access.notConfigured,
+        iam: Grant.iamNotConfigured,
+      };
+  const deps: BrokerDeps = {
+    config,
+    requests: store,
+    audit: store,
+    pushes: store,
+    ...adapters,
+    scheduler: Grant.noScheduler,
+  };
+  deps.hooks = Grant.hooks(deps);
+  return deps;
 }

@@ -25,6 +25,11 @@ export interface DevServerOptions {
   issuer: DevIssuer;
   port: number;
   host?: string;
+  /**
+   * Where the local EICE endpoint (the AWS emulator) listens. Presigned tunnel URLs name the endpoint's
+   * AWS DNS name, which does not resolve here; `access login` stores this and connects there instead.
+   */
+  eiceEndpoint?: string;
 }
 
 type Handler = ReturnType<typeof createApi>;
@@ -60,7 +65,7 @@ function send(response: ServerResponse, result: APIGatewayProxyStructuredResultV
 
 const LoginBody = z.strictObject({ user: z.email() });
 
-async function devLogin(body: Buffer, config: Config, issuer: DevIssuer) {
+async function devLogin(body: Buffer, config: Config, issuer: DevIssuer, eiceEndpoint?: string) {
   let parsed: unknown;
   try {
     parsed = JSON.parse(body.toString("utf8") || "null");
@@ -73,7 +78,8 @@ async function devLogin(body: Buffer, config: Config, issuer: DevIssuer) {
   if (!actor)
     throw new NotFoundError("dev.unknown_user", `${login.data.user} is not in the directory of this config`);
   const user = config.directory.users.find((entry) => entry.email === actor.email);
-  return { token: await issuer.mint({ email: actor.email, groups: actor.groups, name: user?.name }) };
+  const token = await issuer.mint({ email: actor.email, groups: actor.groups, name: user?.name });
+  return eiceEndpoint ? { token, eiceEndpoint } : { token };
 }
 
 /**
@@ -92,7 +98,9 @@ export function createDevServer(options: DevServerOptions): { server: Server; ha
         return send(response, {
           statusCode: 200,
           headers: { "content-type": "application/json" },
-          body: JSON.stringify(await devLogin(body, options.deps.config, options.issuer)),
+          body: JSON.stringify(
+            await devLogin(body, options.deps.config, options.issuer, options.eiceEndpoint),
+          ),
         });
       }
       if (path === "/dev/jwks.json") {

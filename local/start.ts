@@ -1,16 +1,21 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { Grant } from "../core/grant/index.ts";
 import { ConfigError } from "../core/policy/index.ts";
 import { loadConfig } from "../core/policy/yaml.ts";
-import { Request } from "../core/request/index.ts";
 import { log } from "../core/util/log.ts";
-import { startDynamoLocal } from "./dynamo.ts";
+import { DemoInstanceError, demoInstanceIds, startDemoInstance } from "./demo-instance.ts";
+import { freePort, startDynamoLocal } from "./dynamo.ts";
+import { loadInventory } from "./emulator/inventory.ts";
+import { startEmulator } from "./emulator/server.ts";
+import { allServices } from "./emulator/services.ts";
 import { createDevIssuer } from "./issuer.ts";
-import { localDeps } from "./runtime.ts";
+import { DEMO_BROKER_CREDENTIALS, localDeps } from "./runtime.ts";
 import { createDevServer, listen } from "./server.ts";
 
 const DEFAULT_PORT = 8787;
+const DEFAULT_EMULATOR_PORT = 8788;
 const TABLE = "access-broker";
 
 const { values: flags } = parseArgs({
@@ -18,12 +23,18 @@ const { values: flags } = parseArgs({
     config: { type: "string" },
     data: { type: "string" },
     port: { type: "string" },
+    inventory: { type: "string" },
   },
 });
 
 const dataDir = resolve(flags.data ?? process.env.ACCESS_DATA_DIR ?? ".data");
 const configPath = resolve(flags.config ?? process.env.ACCESS_CONFIG ?? "local/demo/access.yaml");
 const port = Number(flags.port ?? process.env.PORT ?? DEFAULT_PORT);
+const inventoryPath = resolve(flags.inventory ?? process.env.ACCESS_INVENTORY ?? "local/demo/inventory.yaml");
+/** Emulator port: ACCESS_EMULATOR_PORT, else 8788 next to the default API port, else any free port. */
+const emulatorPort = Number(
+  process.env.ACCESS_EMULATOR_PORT ?? (port === DEFAULT_PORT ? DEFAULT_EMULATOR_PORT : 0),
+);
 const sweepSeconds = Number(process.env.ACCESS_SWEEP_SECONDS ?? 5);
 const lockFile = resolve(dataDir, "runtime.lock");
 
@@ -98,9 +109,43 @@ async function main() {
     const children = [dynamo.process.pid ?? 0];
     updateLock({ pid: process.pid, url, children });
 
-    const deps = await localDeps(config, dynamo.endpoint, TABLE);
+    process.stdout.write("Starting the AWS emulator and the demo instance…\n");
+    const inventory = loadInventory(inventoryPath);
+    // The emulator needs the sshd's port up front (tunnels to port 22 of demo instances go there).
+    const sshdPort = await freePort();
+    const emulator = await startEmulator({
+      inventory,
+      port: emulatorPort,
+      upstreams: { "demo-sshd": { host: "127.0.0.1", port: sshdPort } },
+      services: allServices(),
+    });
+    cleanups.push(() => emulator.close());
+    let demoLine = "";
+    try {
+      const demo = await startDemoInstance({
+        port: sshdPort,
+        metadataUrl: emulator.url,
+        instanceIds: demoInstanceIds(inventory.instances),
+        dataDir: resolve(dataDir, "demo-instance"),
+      });
+      cleanups.push(() => demo.stop());
+      children.push(demo.pid);
+      updateLock({ pid: process.pid, url, children });
+      demoLine = `  demo instance: OpenSSH on 127.0.0.1:${demo.port} (${demoInstanceIds(inventory.instances).join(", ")}; log in as ec2-user)`;
+    } catch (error) {
+      if (!(error instanceof DemoInstanceError)) throw error;
+      // Everything but `access ssh` still works without it; CI installs OpenSSH, so it never gets here.
+      demoLine = "  demo instance: not running (see above)";
+      process.stderr.write(`access-broker: running without the demo instance: ${error.message}\n`);
+    }
+
+    const deps = await localDeps(config, dynamo.endpoint, TABLE, {
+      endpoint: emulator.url,
+      credentials: DEMO_BROKER_CREDENTIALS,
+    });
     const issuer = await createDevIssuer(`${url}/dev`, resolve(dataDir, "dev-issuer.jwk"));
-    const { server } = createDevServer({ deps, issuer, port });
+    const eiceEndpoint = emulator.url.replace(/^http/, "ws");
+    const { server } = createDevServer({ deps, issuer, port, eiceEndpoint });
     try {
       await listen(server, port);
     } catch (error) {
@@ -111,9 +156,13 @@ async function main() {
     cleanups.push(() => new Promise<void>((done) => server.close(() => done())));
 
     const sweeper = setInterval(() => {
-      Request.sweep(deps).then(
+      Grant.sweepAll(deps).then(
         (result) => {
-          if (result.timedOut + result.activated + result.expired > 0) log.info("sweep", { ...result });
+          if (
+            result.timedOut + result.activated + result.expired + result.iam.removed + result.iam.attached >
+            0
+          )
+            log.info("sweep", { ...result });
         },
         (error: unknown) => log.error("sweep failed", { error }),
       );
@@ -129,13 +178,16 @@ async function main() {
         `access-broker is running at ${url}`,
         `  config: ${configPath}`,
         `  data:   ${dataDir} (DynamoDB Local, persisted)`,
+        `  AWS emulator: ${emulator.url} (EC2, EC2 Instance Connect, EICE, STS, IAM, CloudTrail; ${inventoryPath})`,
+        demoLine,
         "  users (log in as any of them):",
         users,
         "",
         "Try it (in another terminal):",
         `  npx access login --user alice@example.com --api ${url}`,
-        "  npx access request i-0a1b2c3d4e5f60718 --ssh --for 30m --reason 'look at the logs'",
-        "  npx access login --user bob@example.com && npx access ls --pending",
+        "  npx access ssh i-0a1b2c3d4e5f60718 --for 30m --reason 'look at the logs' -- uptime",
+        "  # …it waits for an approver; in a third terminal:",
+        "  npx access login --user bob@example.com && npx access ls --pending && npx access approve <id>",
         "",
         "Ctrl-C stops everything.",
         "",

@@ -17,6 +17,10 @@ export const EventType = z.enum([
   "grant.extended",
   "grant.expired",
   "grant.revoked",
+  "grant.key_pushed",
+  "grant.tunnel_authorized",
+  "grant.iam_policy_attached",
+  "grant.iam_policy_removed",
   "breakglass.used",
 ]);
 export type EventType = z.infer<typeof EventType>;

@@ -2,13 +2,15 @@ export * as Request from "./index.ts";
 
 import { createHash } from "node:crypto";
 import canonicalize from "canonicalize";
+import * as z from "zod";
 import type { Audit } from "../audit/index.ts";
 import { AppError, ConflictError, ForbiddenError, InputError, NotFoundError } from "../error.ts";
 import { type Actor, Identity } from "../identity/index.ts";
 import { type Config, Policy } from "../policy/index.ts";
-import type { Target } from "../target/index.ts";
+import { Target } from "../target/index.ts";
 import { parse as parseInput } from "../util/fn.ts";
 import { createId, grantIdOf, ID_PATTERN, requestIdOf } from "../util/id.ts";
+import { log } from "../util/log.ts";
 import * as Lifecycle from "./lifecycle.ts";
 import {
   CreateInput,
@@ -28,14 +30,44 @@ import { type Page, type RequestStore, VersionConflictError } from "./store.ts";
 export * from "./schema.ts";
 export type { Page, RequestStore } from "./store.ts";
 
+/**
+ * Side effects of a committed transition outside the table (per-grant schedules, IAM grant policies). They
+ * run after the write, never inside the pure lifecycle, and must be idempotent: a crash between the write
+ * and the effect is healed by the sweeper and the reconciler, which apply the same effects again.
+ */
+export interface Hooks {
+  afterCommit(previous: Info | undefined, next: Info): Promise<void>;
+}
+
 export interface Deps {
   config: Config;
   requests: RequestStore;
   targets: Target.Resolver;
+  hooks?: Hooks;
   clock?: () => Date;
 }
 
-const now = (deps: Deps) => (deps.clock ? deps.clock() : new Date());
+export const now = (deps: Pick<Deps, "clock">) => (deps.clock ? deps.clock() : new Date());
+
+/** Runs the hooks of a committed transition; a failure is logged, never undoes or fails the transition. */
+async function afterCommit(deps: Deps, previous: Info | undefined, next: Info): Promise<void> {
+  if (!deps.hooks) return;
+  try {
+    await deps.hooks.afterCommit(previous, next);
+  } catch (error) {
+    log.error("transition side effects failed; the sweeper retries them", {
+      requestId: next.id,
+      status: next.status,
+      error,
+    });
+  }
+}
+
+/** The directory's AWS identity of `email` in `account` (IAM grant mode), if any. */
+function awsPrincipalIn(config: Config, email: string, account: string): string | undefined {
+  const user = config.directory.users.find((entry) => entry.email === email);
+  return user?.awsPrincipals.find((arn) => arn.split(":")[4] === account);
+}
 
 /** How far ahead a start may be scheduled, and how much clock skew a "now" start may carry. */
 const MAX_START_AHEAD_MS = 30 * 86_400_000;
@@ -76,7 +108,8 @@ export async function create(
   if (idempotencyKey !== undefined) assertIdempotencyKey(idempotencyKey);
   const input = parseInput(CreateInput, rawInput);
   const at = now(deps);
-  const instance = (await deps.targets.describe(input.instanceId)) ?? { instanceId: input.instanceId };
+  const described = await deps.targets.describe(input.instanceId);
+  const instance = described ?? { instanceId: input.instanceId };
   const evaluation = Policy.evaluate(deps.config, { actor, instance, ...input });
   if (evaluation.outcome === "denied") throw new ForbiddenError(evaluation.code, evaluation.message);
   if (evaluation.outcome === "invalid") {
@@ -92,6 +125,14 @@ export async function create(
       throw new InputError("request.invalid_start", "startAt must be between now and 30 days ahead");
   }
   const { rule, target } = evaluation;
+  const awsPrincipal =
+    rule.grantMode === "iam" ? awsPrincipalIn(deps.config, actor.email, target.account) : undefined;
+  if (rule.grantMode === "iam" && !awsPrincipal)
+    throw new ForbiddenError(
+      "request.no_aws_principal",
+      `Rule "${rule.id}" grants access through your own AWS identity, but the directory lists none for you in account ${target.account}`,
+    );
+  const network = described ? await Target.snapshot(deps.targets, described, input.method, at) : undefined;
   const id = createId("request", at.getTime());
   const base: Info = {
     id,
@@ -110,6 +151,9 @@ export async function create(
     reason: input.reason,
     ticket: input.ticket,
     ruleId: rule.id,
+    grantMode: rule.grantMode,
+    awsPrincipal,
+    network,
     breakGlass: input.breakGlass,
     review: input.breakGlass ? { status: "pending" } : undefined,
     approvalsRequired: input.breakGlass ? 0 : rule.approvals.count,
@@ -139,6 +183,16 @@ export async function create(
         rule: rule.id,
         breakGlass: base.breakGlass,
         approvalsRequired: base.approvalsRequired,
+        grantMode: base.grantMode,
+        awsPrincipal: base.awsPrincipal,
+        ...(network
+          ? {
+              privateIp: network.privateIp,
+              publicIp: network.publicIp,
+              route: network.route.type,
+              endpointId: network.route.type === "eice" ? network.route.endpointId : undefined,
+            }
+          : {}),
       },
     },
   ];
@@ -157,7 +211,10 @@ export async function create(
     ? { owner: actor.email, key: idempotencyKey, fingerprint: fingerprintOf(rawInput) }
     : undefined;
   const result = await deps.requests.create(item, events, claim);
-  if (result.created) return { request: item, created: true };
+  if (result.created) {
+    await afterCommit(deps, undefined, item);
+    return { request: item, created: true };
+  }
   if (result.fingerprint !== claim?.fingerprint)
     throw new ConflictError(
       "idempotency.mismatch",
@@ -202,6 +259,7 @@ async function mutate(
     const { next, events } = decide(state, ctx);
     try {
       await deps.requests.update(next, state.version, events);
+      await afterCommit(deps, state, next);
       return next;
     } catch (error) {
       if (!(error instanceof VersionConflictError)) throw error;
@@ -242,6 +300,17 @@ async function asGrant(grantId: string, run: () => Promise<Info>): Promise<Grant
     if (error instanceof NotFoundError) throw new NotFoundError("grant.not_found", `No grant ${grantId}`);
     throw error;
   }
+}
+
+/**
+ * The request behind a grant id, if the caller can see it, read strongly consistent (a revoke that committed
+ * a moment ago is seen), whatever its status: callers decide what a pending or denied request means to them.
+ * 404 for unknown ids and for requests the caller cannot see.
+ */
+export async function loadByGrantId(deps: Deps, actor: Actor, grantId: string): Promise<Info> {
+  const item = await deps.requests.get(requestIdFromGrant(grantId));
+  if (!item || !canSee(deps, actor, item)) throw new NotFoundError("grant.not_found", `No grant ${grantId}`);
+  return item;
 }
 
 export async function getGrant(deps: Deps, actor: Actor, grantId: string): Promise<Grant> {
@@ -318,27 +387,51 @@ export interface SweepResult {
   expired: number;
 }
 
+/**
+ * Applies the time-based transition due for `item` at `at`, if any, re-reading on a lost race; returns the
+ * item as it now is. Idempotent: an item with nothing due (or already settled by someone else) is a no-op.
+ */
+async function settle(deps: Deps, item: Info, at: Date): Promise<{ item: Info; applied?: Status }> {
+  let state: Info | undefined = item;
+  for (let attempt = 0; state && attempt < MAX_ATTEMPTS; attempt++) {
+    const transition = Lifecycle.sweep(state, at);
+    if (!transition) return { item: state };
+    try {
+      await deps.requests.update(transition.next, state.version, transition.events);
+      await afterCommit(deps, state, transition.next);
+      return { item: transition.next, applied: transition.next.status };
+    } catch (error) {
+      if (!(error instanceof VersionConflictError)) throw error;
+      state = await deps.requests.get(item.id);
+    }
+  }
+  return { item: state ?? item };
+}
+
 /** Applies every due time-based transition; safe to run concurrently and repeatedly. */
 export async function sweep(deps: Deps, batch = 100): Promise<SweepResult> {
   const result: SweepResult = { timedOut: 0, activated: 0, expired: 0 };
   const at = now(deps);
   for (const due of await deps.requests.listDue(at, batch)) {
-    let state: Info | undefined = due;
-    for (let attempt = 0; state && attempt < MAX_ATTEMPTS; attempt++) {
-      const transition = Lifecycle.sweep(state, at);
-      if (!transition) break;
-      try {
-        await deps.requests.update(transition.next, state.version, transition.events);
-        const kind = transition.next.status;
-        if (kind === "timed-out") result.timedOut++;
-        else if (kind === "active") result.activated++;
-        else result.expired++;
-        break;
-      } catch (error) {
-        if (!(error instanceof VersionConflictError)) throw error;
-        state = await deps.requests.get(due.id);
-      }
-    }
+    const { applied } = await settle(deps, due, at);
+    if (applied === "timed-out") result.timedOut++;
+    else if (applied === "active") result.activated++;
+    else if (applied) result.expired++;
   }
   return result;
+}
+
+export const ExpireInput = z.strictObject({
+  grantId: z.string().regex(ID_PATTERN.grant, "must be a grant id"),
+});
+
+/**
+ * The per-grant schedule's target: applies whatever is due for that grant now (normally its end). Safe to
+ * deliver twice, late, or after the sweeper got there first.
+ */
+export async function settleGrant(deps: Deps, input: z.input<typeof ExpireInput>): Promise<Info | undefined> {
+  const { grantId } = parseInput(ExpireInput, input);
+  const item = await deps.requests.get(requestIdOf(grantId));
+  if (!item) return undefined;
+  return (await settle(deps, item, now(deps))).item;
 }

@@ -1,5 +1,6 @@
 import * as z from "zod";
-import { InstanceId, Method, OsUser, Port } from "../policy/schema.ts";
+import { InstanceId, Method, OsUser, Port, PrincipalArn } from "../policy/schema.ts";
+import { Network } from "../target/index.ts";
 
 export const Status = z.enum([
   "pending",
@@ -54,6 +55,15 @@ export const Info = z.object({
   reason: z.string(),
   ticket: z.string().optional(),
   ruleId: z.string(),
+  /**
+   * How access is delivered, as the rule said at request time: the broker pushes keys and presigns tunnels
+   * (`broker`, also when absent, as on items written before grant modes existed), or the user's own IAM (`iam`).
+   */
+  grantMode: z.enum(["broker", "iam"]).optional(),
+  /** IAM grant mode: the requester's own role/user in the grant's account that receives the inline policy. */
+  awsPrincipal: PrincipalArn.optional(),
+  /** Instance, IP and route when the request was made (absent when only the policy was known). */
+  network: Network.optional(),
   breakGlass: z.boolean(),
   review: z
     .object({ status: z.enum(["pending", "done"]), by: Email.optional(), at: Time.optional() })
@@ -123,6 +133,9 @@ export const Grant = z.object({
   osUser: OsUser.optional(),
   port: Port.optional(),
   ruleId: z.string(),
+  grantMode: Info.shape.grantMode,
+  awsPrincipal: Info.shape.awsPrincipal,
+  network: Info.shape.network,
   breakGlass: z.boolean(),
   startsAt: Time.optional(),
   endsAt: Time.optional(),
@@ -146,6 +159,9 @@ export function toGrant(request: Info): Grant | undefined {
     osUser: request.osUser,
     port: request.port,
     ruleId: request.ruleId,
+    grantMode: request.grantMode,
+    awsPrincipal: request.awsPrincipal,
+    network: request.network,
     breakGlass: request.breakGlass,
     startsAt: request.startsAt,
     endsAt: request.endsAt,

@@ -26,6 +26,8 @@ export interface RequestStore {
   create(item: Info, events: Audit.Input[], idempotency?: IdempotencyClaim): Promise<CreateResult>;
   /** Throws VersionConflictError when the stored version is no longer `expectedVersion`. */
   update(item: Info, expectedVersion: number, events: Audit.Input[]): Promise<void>;
+  /** Audit records of things that happened outside the table (a tunnel authorized, an IAM policy put). */
+  append(events: Audit.Input[]): Promise<void>;
   listByRequester(email: string, page: PageQuery): Promise<Page<Info>>;
   listByStatus(status: Status, page: PageQuery): Promise<Page<Info>>;
   listAll(page: PageQuery): Promise<Page<Info>>;

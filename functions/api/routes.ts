@@ -1,10 +1,25 @@
 import * as z from "zod";
+import { Access } from "../../core/access/index.ts";
 import { Audit } from "../../core/audit/index.ts";
 import * as AuditRead from "../../core/audit/read.ts";
 import { type Actor, Identity } from "../../core/identity/index.ts";
 import { Request } from "../../core/request/index.ts";
 
-export type Deps = AuditRead.Deps;
+/**
+ * Everything a handler may reach: the stores, and the AWS-backed ports (optional: a broker wired without AWS
+ * access answers pushes and tunnels with 409 `access.not_configured`).
+ */
+export type Deps = AuditRead.Deps & Partial<Pick<Access.Deps, "pushes" | "keys" | "tunnels">>;
+
+/** The access ports of `deps`, with "not configured" stand-ins for the ones a broker was wired without. */
+function access(deps: Deps): Access.Deps {
+  return {
+    ...deps,
+    pushes: deps.pushes ?? Access.notConfiguredStore,
+    keys: deps.keys ?? Access.notConfigured,
+    tunnels: deps.tunnels ?? Access.notConfigured,
+  };
+}
 
 export interface RouteInput {
   deps: Deps;
@@ -148,6 +163,28 @@ export const routes: Route[] = [
     response: Request.Grant,
     status: 200,
     handle: ({ deps, actor, params, body }) => Request.extend(deps, actor, id(params), body),
+  },
+  {
+    method: "POST",
+    path: "/grants/{id}/ssh-key",
+    summary: "Push your public key to the grant's instance for its OS user (valid 60 s; ssh grants)",
+    auth: true,
+    body: Access.PushKeyInput,
+    response: Access.PushResult,
+    status: 200,
+    handle: ({ deps, actor, params, body }) => Access.pushKey(access(deps), actor, id(params), body),
+  },
+  {
+    method: "POST",
+    path: "/grants/{id}/tunnel",
+    summary:
+      "A presigned EC2 Instance Connect Endpoint tunnel URL (valid 60 s; tunnel, rdp and ssh via EICE)",
+    auth: true,
+    body: Access.TunnelInput,
+    response: Access.TunnelResult,
+    status: 200,
+    handle: ({ deps, actor, params, body }) =>
+      Access.authorizeTunnel(access(deps), actor, id(params), body ?? {}),
   },
   {
     method: "GET",

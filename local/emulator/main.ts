@@ -8,10 +8,8 @@
  */
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { eicService } from "./eic.ts";
-import { eiceService } from "./eice.ts";
-import { metadataService } from "./metadata.ts";
 import { startEmulator } from "./server.ts";
+import { allServices } from "./services.ts";
 
 const USAGE =
   "usage: main.ts --inventory <file.yaml> [--port 8788] [--host 127.0.0.1] [--upstream name=host:port]… [--trail-target <url>] [--faults <file.json>]";
@@ -65,10 +63,7 @@ async function main(): Promise<void> {
     upstreams: Object.fromEntries((values.upstream ?? []).map(parseUpstream)),
     ...(values["trail-target"] === undefined ? {} : { trailTarget: values["trail-target"] }),
     ...(values.faults === undefined ? {} : { faults: JSON.parse(readFileSync(values.faults, "utf8")) }),
-    services: (core) => {
-      const eic = eicService(core);
-      return [eic, eiceService(core), metadataService(core, eic)];
-    },
+    services: allServices(),
   });
   const { inventory } = emulator.core;
   process.stdout.write(

@@ -6,7 +6,11 @@ import { type BuildOptions, build } from "esbuild";
 import { ROOT } from "../helpers/runtime.ts";
 
 /** Every Lambda handler infra/functions.ts deploys. */
-export const HANDLERS = { api: "functions/api.ts", sweeper: "functions/sweeper.ts" } as const;
+export const HANDLERS = {
+  api: "functions/api.ts",
+  sweeper: "functions/sweeper.ts",
+  expire: "functions/expire.ts",
+} as const;
 
 /**
  * The production bundle, as infra/functions.ts configures SST's esbuild: ESM, minified, module-first

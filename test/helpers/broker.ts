@@ -6,22 +6,26 @@ import type {
   Context,
 } from "aws-lambda";
 import { inject } from "vitest";
-import { documentClient } from "../../core/aws/clients.ts";
+import { Access } from "../../core/access/index.ts";
+import { AwsClients, documentClient } from "../../core/aws/clients.ts";
 import { DynamoStore } from "../../core/aws/dynamo/store.ts";
 import { ensureTable } from "../../core/aws/dynamo/table.ts";
+import { awsAdapters } from "../../core/aws/index.ts";
+import { Grant } from "../../core/grant/index.ts";
 import type { Config } from "../../core/policy/index.ts";
 import { parseConfig } from "../../core/policy/yaml.ts";
 import { Target } from "../../core/target/index.ts";
 import { createApi } from "../../functions/api/app.ts";
-import type { Deps } from "../../functions/api/routes.ts";
+import type { BrokerDeps } from "../../functions/deps.ts";
 import { LOCAL_AWS } from "../../local/dynamo.ts";
+import type { LocalAws } from "../../local/runtime.ts";
 import { DEMO_CONFIG_TEXT } from "./config.ts";
 
 export { DEMO_CONFIG_TEXT };
 export const DEMO_INSTANCE = "i-0a1b2c3d4e5f60718";
 
 export interface TestBroker {
-  deps: Deps;
+  deps: BrokerDeps;
   store: DynamoStore;
   table: string;
   raw: DynamoDBClient;
@@ -46,7 +50,7 @@ export interface Response {
 /** A broker on a fresh table in the shared DynamoDB Local, called in-process through the real handler. */
 export async function createTestBroker(
   configText = DEMO_CONFIG_TEXT,
-  options: { isolatedStores?: boolean } = {},
+  options: { isolatedStores?: boolean; aws?: LocalAws; scheduler?: Grant.Scheduler } = {},
 ): Promise<TestBroker> {
   const endpoint = inject("dynamoEndpoint");
   const table = `t-${randomUUID()}`;
@@ -60,13 +64,32 @@ export async function createTestBroker(
       clock.now = new Date(clock.now.getTime() + seconds * 1000);
     },
   };
-  const deps: Deps = {
+  const adapters = options.aws
+    ? awsAdapters(
+        config,
+        new AwsClients(config.settings.aws.accounts, {
+          endpoint: options.aws.endpoint,
+          credentials: options.aws.credentials,
+          homeRegion: options.aws.homeRegion,
+          clock: options.aws.clock,
+        }),
+      )
+    : {
+        targets: Target.fromPolicy(config),
+        keys: Access.notConfigured,
+        tunnels: Access.notConfigured,
+        iam: Grant.iamNotConfigured,
+      };
+  const deps: BrokerDeps = {
     config,
     requests: store,
     audit: store,
-    targets: Target.fromPolicy(config),
+    pushes: store,
+    ...adapters,
+    scheduler: options.scheduler ?? Grant.noScheduler,
     clock: () => clock.now,
   };
+  deps.hooks = Grant.hooks(deps);
   // With isolated stores every call gets its own store instance — like separate Lambda containers,
   // with no shared in-process lock or cached audit head — so races are decided by DynamoDB alone.
   const document = documentClient({ ...LOCAL_AWS, endpoint });

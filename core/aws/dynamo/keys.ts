@@ -3,6 +3,7 @@
  *
  * | item            | pk                 | sk           | gsi1 (by owner/subject)   | gsi2 (by status)      | gsi3 (due)          | gsi4 (by time)        |
  * | request / grant | REQ#<id>           | REQ          | USER#<email>, created#id  | STATUS#<s>, created#id| DUE, dueAt#id       | REQ, created#id       |
+ * | key push        | REQ#<requestId>    | PUSH#<id>    |                           | PUSH#<s>, created#id  |                     |                       |
  * | idempotency key | IDEM#<owner>#<key> | IDEM         |                           |                       |                     |                       |
  * | audit head      | AUDIT              | HEAD         |                           |                       |                     |                       |
  * | audit record    | AUDIT              | SEQ#<seq>    | SUBJ#<requestId>, seq     |                       |                     | AUDIT, at#seq         |
@@ -13,6 +14,8 @@ export const pad = (seq: number) => String(seq).padStart(SEQ_WIDTH, "0");
 
 export const Keys = {
   request: (id: string) => ({ pk: `REQ#${id}`, sk: "REQ" }),
+  /** Pushes live in their request's item collection: one Query lists a grant's pushes. */
+  push: (requestId: string, pushId: string) => ({ pk: `REQ#${requestId}`, sk: `PUSH#${pushId}` }),
   idempotency: (owner: string, key: string) => ({ pk: `IDEM#${owner}#${key}`, sk: "IDEM" }),
   auditHead: { pk: "AUDIT", sk: "HEAD" },
   audit: (seq: number) => ({ pk: "AUDIT", sk: `SEQ#${pad(seq)}` }),

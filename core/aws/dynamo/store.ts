@@ -2,11 +2,14 @@ import { type AttributeValue, TransactionCanceledException } from "@aws-sdk/clie
 import {
   type DynamoDBDocumentClient,
   GetCommand,
+  PutCommand,
   QueryCommand,
   type QueryCommandInput,
   TransactWriteCommand,
 } from "@aws-sdk/lib-dynamodb";
 import { unmarshall } from "@aws-sdk/util-dynamodb";
+import { Push } from "../../access/schema.ts";
+import type { PushStore } from "../../access/store.ts";
 import { Audit } from "../../audit/index.ts";
 import type { AuditFilter, AuditStore } from "../../audit/store.ts";
 import { AppError, InputError } from "../../error.ts";
@@ -56,6 +59,16 @@ function requestRecord(item: Info): Item {
     ...(due ? { gsi3pk: "DUE", gsi3sk: `${due}#${item.id}` } : {}),
     gsi4pk: "REQ",
     gsi4sk: created,
+  };
+}
+
+function pushRecord(push: Push): Item {
+  return {
+    ...Keys.push(push.requestId, push.id),
+    ...push,
+    // By status, so evidence of pushes that never completed (a crash after the AWS call) is one Query away.
+    gsi2pk: `PUSH#${push.status}`,
+    gsi2sk: `${push.createdAt}#${push.id}`,
   };
 }
 
@@ -114,7 +127,7 @@ class Mutex {
  * sequence number, and the new audit records. A lost race on the head is retried here; a lost race
  * on the item goes back to the domain as VersionConflictError so it can decide again on fresh state.
  */
-export class DynamoStore implements RequestStore, AuditStore {
+export class DynamoStore implements RequestStore, AuditStore, PushStore {
   private cachedHead: Audit.Head | undefined;
   private readonly mutex = new Mutex();
 
@@ -183,6 +196,71 @@ export class DynamoStore implements RequestStore, AuditStore {
       events,
     );
     if (!outcome.ok) throw new VersionConflictError(item.id);
+  }
+
+  async append(events: Audit.Input[]): Promise<void> {
+    if (events.length === 0) return;
+    await this.commit([], events);
+  }
+
+  async beginPush(push: Push): Promise<void> {
+    await this.client.send(
+      new PutCommand({
+        TableName: this.table,
+        Item: pushRecord(push),
+        ConditionExpression: "attribute_not_exists(pk)",
+      }),
+    );
+  }
+
+  /** The push item goes from `intent` to `pushed` in the same transaction as its audit record. */
+  async completePush(push: Push, event: Audit.Input): Promise<void> {
+    const outcome = await this.commit(
+      [
+        {
+          Put: {
+            TableName: this.table,
+            Item: pushRecord(push),
+            ConditionExpression: "#status = :intent",
+            ExpressionAttributeNames: { "#status": "status" },
+            ExpressionAttributeValues: { ":intent": "intent" },
+          },
+        },
+      ],
+      [event],
+    );
+    if (!outcome.ok) throw new Error(`push ${push.id} was not an open intent`);
+  }
+
+  async failPush(push: Push): Promise<void> {
+    await this.client.send(
+      new PutCommand({
+        TableName: this.table,
+        Item: pushRecord(push),
+        ConditionExpression: "#status = :intent",
+        ExpressionAttributeNames: { "#status": "status" },
+        ExpressionAttributeValues: { ":intent": "intent" },
+      }),
+    );
+  }
+
+  async listPushes(requestId: string): Promise<Push[]> {
+    const items: Push[] = [];
+    let startKey: Item | undefined;
+    do {
+      const { Items = [], LastEvaluatedKey } = await this.client.send(
+        new QueryCommand({
+          TableName: this.table,
+          KeyConditionExpression: "pk = :pk AND begins_with(sk, :push)",
+          ExpressionAttributeValues: { ":pk": `REQ#${requestId}`, ":push": "PUSH#" },
+          ExclusiveStartKey: startKey,
+          ConsistentRead: true,
+        }),
+      );
+      for (const raw of Items) items.push(Push.parse(strip(raw)));
+      startKey = LastEvaluatedKey;
+    } while (startKey);
+    return items;
   }
 
   /**
