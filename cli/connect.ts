@@ -304,9 +304,24 @@ function knownHostsFile(ctx: Ctx, instanceId: string): string {
 }
 
 /** Runs ssh in the foreground; resolves with its exit code (128+n when a signal ended it). */
-function runSsh(ctx: Ctx, args: string[], endsAt: string | undefined, grantId: string): Promise<number> {
+function runSsh(
+  ctx: Ctx,
+  args: string[],
+  endsAt: string | undefined,
+  grantId: string,
+  credentials: ReturnType<typeof resolveCredentials>,
+): Promise<number> {
   return new Promise((done, fail) => {
-    const child = spawn("ssh", args, { stdio: "inherit", env: ctx.io.env });
+    // ssh's ProxyCommand (`access proxy`) must act as this user even if someone runs `access login` as
+    // another user while we wait for approval (the demo does exactly that): pin the credentials resolved
+    // when this command started. ssh sends no environment to the remote side beyond its SendEnv list.
+    const env = {
+      ...ctx.io.env,
+      ACCESS_API_URL: credentials.apiUrl,
+      ...(credentials.token ? { ACCESS_TOKEN: credentials.token } : {}),
+      ...(credentials.eiceEndpoint ? { ACCESS_EICE_ENDPOINT: credentials.eiceEndpoint } : {}),
+    };
+    const child = spawn("ssh", args, { stdio: "inherit", env });
     // The terminal's Ctrl-C reaches ssh too; ssh decides (in an interactive session it goes to the remote).
     const ignore = () => {};
     const forward = (signal: NodeJS.Signals) => () => child.kill(signal);
@@ -351,6 +366,7 @@ function runSsh(ctx: Ctx, args: string[], endsAt: string | undefined, grantId: s
 }
 
 export async function ssh(ctx: Ctx, target: string, command: string[], options: SshOptions): Promise<number> {
+  const credentials = resolveCredentials(ctx.io.env);
   const client = ctx.api();
   for (const option of options.sshOption ?? []) {
     if (!/^[A-Za-z][A-Za-z0-9]*[= ]/.test(option))
@@ -395,7 +411,7 @@ export async function ssh(ctx: Ctx, target: string, command: string[], options: 
       sshOptions: options.sshOption,
       command,
     });
-    return await runSsh(ctx, args, grant.endsAt, grant.id);
+    return await runSsh(ctx, args, grant.endsAt, grant.id, credentials);
   } finally {
     key.dispose();
   }
