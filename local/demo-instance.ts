@@ -17,6 +17,7 @@
  * Unlike the package we also turn off every other way in (no authorized_keys files, passwords, PAM or
  * root login) and allow only the configured OS users, so the demo box is reachable by pushed keys alone.
  */
+
 import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import {
@@ -33,9 +34,9 @@ import {
   statSync,
   writeFileSync,
 } from "node:fs";
-import { createServer } from "node:net";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { freePort } from "./dynamo.ts";
 
 export const SSHD_PATH = "/usr/sbin/sshd";
 /** The AuthorizedKeysCommand script. Plain JS so `nobody` can run it with node alone, without tsx. */
@@ -456,19 +457,6 @@ function killStale(pidFile: string, configPath: string): void {
   // sshd rewrites its process title ("sshd: /usr/sbin/sshd -D -e -f <config> [listener] …").
   if (!cmdline.includes("sshd") || !cmdline.replaceAll("\0", " ").includes(` ${configPath}`)) return;
   signal([pid, ...descendants(pid)], "SIGKILL");
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const server = createServer();
-    server.once("error", fail);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === "object" && address ? done(address.port) : fail(new Error("no port")),
-      );
-    });
-  });
 }
 
 /** `SHA256:…` fingerprint of an OpenSSH public key line. */

@@ -261,7 +261,8 @@ function createKeyStore(now: () => Date): KeyStore & { add(key: PushedKey): void
 // ---------------------------------------------------------------------------------------------------------
 // Errors (HTTP statuses from the SDK's error schema; AccessDeniedException is the common, unmodeled one)
 
-class ApiError extends Error {
+/** A refusal with its HTTP status, wire error code and (where it differs) CloudTrail errorCode. */
+export class ApiError extends Error {
   constructor(
     readonly status: number,
     readonly code: string,

@@ -39,6 +39,7 @@ import {
   type InventoryInstance,
 } from "./contract.ts";
 import {
+  ApiError,
   accessDeniedMessage,
   EIC_EVENT_SOURCE,
   flatHeaders,
@@ -118,16 +119,9 @@ export interface TunnelRegistry {
 
 export type EiceService = EmulatorService & { tunnels: TunnelRegistry };
 
-class Refusal extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    readonly trailCode: string = code,
-  ) {
-    super(message);
-    this.name = "Refusal";
-  }
+/** EICE refuses before the upgrade with an HTTP status and a `<Code>: <message>` body. */
+class Refusal extends ApiError {
+  override name = "Refusal";
 }
 
 interface OpenTunnel {
