@@ -101,6 +101,10 @@ export const Rule = z
      * time-boxed inline policy to the user's own AWS identity (directory `awsPrincipals`) instead.
      */
     grantMode: z.enum(["broker", "iam"]).default("broker"),
+    /** Shown to approvers (Slack, web) so they weigh the request; the policy's own judgement. */
+    risk: z.enum(["low", "medium", "high"]).default("medium"),
+    /** Where approval requests under this rule are posted (default: settings.slack.approvalsChannel). */
+    slackChannel: z.string().min(1).optional(),
   })
   .refine((rule) => !rule.breakGlass.allowed || rule.breakGlass.by.length > 0, {
     message: "breakGlass.by must name who may break glass",
@@ -137,6 +141,14 @@ export const Settings = z
     auditors: z.array(Principal).default([]),
     /** Principals that may approve, deny and revoke under any rule (never their own requests). */
     admins: z.array(Principal).default([]),
+    slack: z
+      .strictObject({
+        /** Default channel (id like C0123 or #name) for approval messages. */
+        approvalsChannel: z.string().min(1).default("#access-approvals"),
+        /** Break-glass alerts and non-brokered access alerts. */
+        securityChannel: z.string().min(1).default("#security-alerts"),
+      })
+      .default({ approvalsChannel: "#access-approvals", securityChannel: "#security-alerts" }),
     aws: z
       .strictObject({
         /** Per target account: the roles the broker assumes there (cross-account, through STS). */
@@ -154,7 +166,12 @@ export const Settings = z
       })
       .default({ accounts: {} }),
   })
-  .default({ auditors: [], admins: [], aws: { accounts: {} } });
+  .default({
+    auditors: [],
+    admins: [],
+    slack: { approvalsChannel: "#access-approvals", securityChannel: "#security-alerts" },
+    aws: { accounts: {} },
+  });
 
 export const Config = z
   .strictObject({
