@@ -16,6 +16,7 @@ export default $config({
     const storage = await import("./infra/storage");
     const api = await import("./infra/api");
     await import("./infra/schedules");
+    await import("./infra/trail");
 
     return {
       apiUrl: api.api.url,

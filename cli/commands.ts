@@ -2,7 +2,7 @@
 import { randomUUID } from "node:crypto";
 import type { Audit } from "../core/audit/index.ts";
 import type { Request } from "../core/request/index.ts";
-import { parseDuration } from "../core/util/duration.ts";
+import { parseDuration } from "../core/util/duration-text.ts";
 import { ApiError, createClient, segment } from "./client.ts";
 import { CliError, type Ctx, EXIT } from "./context.ts";
 import * as Format from "./format.ts";

@@ -14,14 +14,16 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Access } from "../core/access/index.ts";
 import type { Request } from "../core/request/index.ts";
-import { bridge, openTunnel } from "./bridge.ts";
 import { ApiError, type Client, segment } from "./client.ts";
 import { duration } from "./commands.ts";
 import { CliError, type Ctx, EXIT } from "./context.ts";
 import * as Format from "./format.ts";
 import { existingKeyPair, generateKeyPair, type KeyPair } from "./keys.ts";
 import { resolveCredentials, sessionDir } from "./session.ts";
-import { listenTunnel } from "./tunnel.ts";
+
+// The websocket side (bridge.ts, tunnel.ts and ws) is imported by `proxy` and `tunnel` when they run:
+// `access ssh` never opens a websocket itself (its ProxyCommand does), so it does not load ws.
+const websocket = () => import("./bridge.ts");
 
 /** `POST /grants/{id}/ssh-key` answer: the push, and the route ssh takes to port 22. */
 export type SshKeyPush = Access.PushResult;
@@ -434,7 +436,7 @@ export async function proxy(ctx: Ctx, grantId: string): Promise<number> {
   checkGrantId(grantId);
   const client = ctx.api();
   const { eiceEndpoint } = resolveCredentials(ctx.io.env);
-  const authorization = await presign(client, grantId);
+  const [authorization, { bridge, openTunnel }] = await Promise.all([presign(client, grantId), websocket()]);
   try {
     const socket = await openTunnel(authorization.url, { eiceEndpoint });
     await bridge({ socket, input: ctx.io.input, output: ctx.io.output, endOutput: false });
@@ -455,7 +457,7 @@ export async function tunnel(ctx: Ctx, grantId: string, options: TunnelOptions):
   checkGrantId(grantId);
   const client = ctx.api();
   const { eiceEndpoint } = resolveCredentials(ctx.io.env);
-  const first = await presign(client, grantId);
+  const [first, { listenTunnel }] = await Promise.all([presign(client, grantId), import("./tunnel.ts")]);
   let listener: Awaited<ReturnType<typeof listenTunnel>>;
   try {
     listener = await listenTunnel({

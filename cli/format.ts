@@ -1,7 +1,7 @@
 /** Human views: compact tables and `key: value` lines. `--json` bypasses all of this. */
 import type { Audit } from "../core/audit/index.ts";
 import type { Request } from "../core/request/index.ts";
-import { formatDuration } from "../core/util/duration.ts";
+import { formatDuration } from "../core/util/duration-text.ts";
 
 /**
  * Text from the API (reasons, comments, emails) reaches an approver's terminal: strip control characters
@@ -244,11 +244,16 @@ export function auditTable(items: readonly Audit.Info[]): string {
   );
 }
 
-export function verification(result: Audit.Verification): string {
+export function verification(
+  result: Audit.Verification & { anchor?: { ok: boolean; seq: number; at: string; location: string } },
+): string {
+  const anchor = result.anchor
+    ? `\nanchor ${result.anchor.ok ? "matches" : "DOES NOT MATCH"}: record #${result.anchor.seq} anchored ${clean(result.anchor.at)} in ${clean(result.anchor.location)}`
+    : "";
   if (result.ok) {
-    return `audit chain intact: ${plural(result.records, "record")}, head #${result.head.seq} ${result.head.hash}`;
+    return `audit chain intact: ${plural(result.records, "record")}, head #${result.head.seq} ${result.head.hash}${anchor}`;
   }
-  return `audit chain BROKEN at record #${result.brokenAt.seq}: ${clean(result.brokenAt.reason)} (${plural(result.records, "record")} checked)`;
+  return `audit chain BROKEN at record #${result.brokenAt.seq}: ${clean(result.brokenAt.reason)} (${plural(result.records, "record")} checked)${anchor}`;
 }
 
 function detailLines(details: unknown): string[] {

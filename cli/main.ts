@@ -10,6 +10,7 @@ import type { SshOptions } from "./connect.ts";
 import { CliError, type Ctx, EXIT, type Io, processIo } from "./context.ts";
 import type { ExplainOptions } from "./policy.ts";
 import { type Credentials, decodeToken, notLoggedIn, resolveCredentials } from "./session.ts";
+import type { ImportOptions, ReportOptions } from "./trail.ts";
 
 const VERSION = "0.1.0";
 
@@ -28,6 +29,7 @@ const STATUSES = Object.keys(STATUS_NAMES);
 const commands = () => import("./commands.ts");
 const policy = () => import("./policy.ts");
 const connect = () => import("./connect.ts");
+const trail = () => import("./trail.ts");
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 
@@ -274,6 +276,35 @@ export async function main(argv: readonly string[], overrides: Partial<Io> = {})
   leaf(audit, "verify", "walk the hash chain and report the first broken link (exit 2 if broken)").action(
     run(async (ctx) => (await commands()).auditVerify(ctx)),
   );
+  leaf(
+    audit,
+    "import <paths...>",
+    "import CloudTrail log files (*.json[.gz], dirs searched) into the audit trail",
+  )
+    .option("--progress", "draw a progress bar on stderr (default: when stderr is a terminal)")
+    .option("--no-progress", "no progress bar")
+    .action(
+      run(async (ctx, paths: string[], options: ImportOptions) =>
+        (await trail()).auditImport(ctx, paths, options),
+      ),
+    );
+
+  // ---- reports ----
+  leaf(program, "report", "access report for a period: grants, use, unbrokered events, controls (auditors)")
+    .requiredOption("--from <time>", "ISO time, or a duration meaning that long ago (30d)")
+    .option("--to <time>", "ISO time, or a duration meaning that long ago (default: now)")
+    .addOption(
+      new Option("--format <format>", "output format").choices(["json", "csv", "html"]).default("json"),
+    )
+    .addOption(
+      new Option("--section <section>", "which table for --format csv").choices([
+        "grants",
+        "events",
+        "controls",
+      ]),
+    )
+    .option("-o, --output <file>", "write to this file instead of stdout")
+    .action(run(async (ctx, options: ReportOptions) => (await trail()).report(ctx, options)));
 
   // ---- policy (offline) ----
   const policyCommand = program

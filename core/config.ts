@@ -27,4 +27,12 @@ export const settings = {
     if (!targetArn || !roleArn) return undefined;
     return { targetArn, roleArn, group: getStringFromEnv("ACCESS_SCHEDULER_GROUP", "default") };
   },
+  /**
+   * The Slack worker function (async invokes). infra sets it only on the functions that hand Slack work off
+   * (API, Slack endpoints), and only when the stage has a Slack app; unset or empty means "notify inline, if
+   * at all" (worker, sweeper, expire).
+   */
+  slackWorker: () => process.env.ACCESS_SLACK_WORKER?.trim() || undefined,
+  /** The S3 bucket (Object Lock, compliance mode) that audit chain heads are anchored in; unset: none. */
+  anchorBucket: () => process.env.ACCESS_ANCHOR_BUCKET?.trim() || undefined,
 };

@@ -1,21 +1,54 @@
+import { Resource } from "sst/resource";
 import type { Access } from "../core/access/index.ts";
 import { awsClientsFor, documentClient } from "../core/aws/clients.ts";
+import { DynamoSlackStore } from "../core/aws/dynamo/slack-store.ts";
 import { DynamoStore } from "../core/aws/dynamo/store.ts";
+import { DynamoTrailStore } from "../core/aws/dynamo/trail-store.ts";
 import { awsAdapters, eventBridgeScheduler } from "../core/aws/index.ts";
+import { S3, S3AnchorStore } from "../core/aws/s3.ts";
+import { lambdaJobs } from "../core/aws/slack-jobs.ts";
 import { settings } from "../core/config.ts";
 import { Grant } from "../core/grant/index.ts";
 import { loadCompiledConfig } from "../core/policy/index.ts";
+import { Request } from "../core/request/index.ts";
+import { webApi } from "../core/slack/api.ts";
+import type { IngressDeps } from "../core/slack/ingress.ts";
+import { deferredHooks, hooks as notifyHooks } from "../core/slack/notices.ts";
+import { isUsableSecret } from "../core/slack/verify.ts";
+import type { WorkerDeps } from "../core/slack/worker.ts";
+import { Trail } from "../core/trail/index.ts";
+import { slackAlertSink } from "../core/trail/slack-sink.ts";
 import type { Deps } from "./api/routes.ts";
 
 /** What a deployed broker has: every port wired. */
 export type BrokerDeps = Deps & Access.Deps & Grant.Deps;
 
 let cached: BrokerDeps | undefined;
+let slackStore: DynamoSlackStore | undefined;
+
+/**
+ * A Slack secret: the environment (SLACK_SIGNING_SECRET / SLACK_BOT_TOKEN, for running a handler by hand),
+ * else the SST secret linked to this function (infra/secrets.ts). The deploy placeholder counts as unset.
+ */
+function slackSecret(name: "SlackSigningSecret" | "SlackBotToken", env: string): string | undefined {
+  const linked = Resource as unknown as Record<string, { value?: unknown } | undefined>;
+  const value = process.env[env]?.trim() || (name in linked ? linked[name]?.value : undefined);
+  return typeof value === "string" && isUsableSecret(value) ? value : undefined;
+}
+
+/** Notifying inline needs the bot token: the worker, sweeper and expire functions have it linked. */
+function slackNotifier(deps: BrokerDeps): WorkerDeps | undefined {
+  const token = slackSecret("SlackBotToken", "SLACK_BOT_TOKEN");
+  if (!token) return undefined;
+  slackStore ??= new DynamoSlackStore(documentClient(), settings.tableName());
+  return { ...deps, slack: webApi({ token }), slackStore };
+}
 
 /**
  * Production wiring, built once per process on first use: compiled policy, table name from env, AWS clients
  * with the SDK's default identity (the function's role) assuming each account's broker role, and per-grant
- * schedules when the scheduler is configured.
+ * schedules when the scheduler is configured. Transitions notify Slack through the worker (API, Slack
+ * endpoints: ACCESS_SLACK_WORKER) or inline (worker, sweeper, expire), or not at all without a Slack app.
  */
 export function depsFromEnv(): BrokerDeps {
   if (cached) return cached;
@@ -23,15 +56,79 @@ export function depsFromEnv(): BrokerDeps {
   const store = new DynamoStore(documentClient(), settings.tableName());
   const clients = awsClientsFor(config.settings.aws.accounts);
   const scheduling = settings.scheduler();
+  const anchorBucket = settings.anchorBucket();
   const deps: BrokerDeps = {
     config,
     requests: store,
     audit: store,
     pushes: store,
+    trail: new DynamoTrailStore(store, documentClient(), settings.tableName()),
+    anchors: anchorBucket ? new S3AnchorStore(s3FromEnv(), anchorBucket) : undefined,
     ...awsAdapters(config, clients),
     scheduler: scheduling ? eventBridgeScheduler(clients, scheduling) : Grant.noScheduler,
   };
-  deps.hooks = Grant.hooks(deps);
+  const worker = settings.slackWorker();
+  const notifier = worker ? undefined : slackNotifier(deps);
+  deps.hooks = Request.combineHooks(
+    Grant.hooks(deps),
+    // Renderers load on the first transition that notifies, so a cold start that notifies nothing skips them.
+    worker ? deferredHooks(lambdaJobs(worker)) : notifier ? notifyHooks(notifier) : undefined,
+  );
   cached = deps;
   return cached;
+}
+
+/** The Slack endpoints' deps: the signing secret, and the worker to hand work to (none: Slack is off). */
+export function slackIngressFromEnv(): IngressDeps {
+  const worker = settings.slackWorker();
+  const signingSecret = slackSecret("SlackSigningSecret", "SLACK_SIGNING_SECRET");
+  return {
+    ...depsFromEnv(),
+    signingSecret: worker ? signingSecret : undefined,
+    jobs: worker ? lambdaJobs(worker) : { enqueue: () => Promise.reject(new Error("no Slack worker")) },
+  };
+}
+
+/** The Slack worker's deps (and the sweeper's, for expiry warnings); undefined without a bot token. */
+export function slackWorkerFromEnv(): WorkerDeps | undefined {
+  return slackNotifier(depsFromEnv());
+}
+
+/** S3 as the function's own role (Lambda puts its credentials in the environment). */
+export function s3FromEnv(): S3 {
+  return new S3({
+    region: process.env.AWS_REGION ?? "us-east-1",
+    credentials: async () => ({
+      accessKeyId: process.env.AWS_ACCESS_KEY_ID ?? "",
+      secretAccessKey: process.env.AWS_SECRET_ACCESS_KEY ?? "",
+      sessionToken: process.env.AWS_SESSION_TOKEN,
+    }),
+  });
+}
+
+export type TrailDeps = BrokerDeps & Trail.MaintainDeps & Trail.BackfillDeps;
+
+/**
+ * The trail functions' deps (events, backfill, import, and the sweeper's trail pass): the broker's, plus
+ * where alerts go (Slack's security channel when the stage has a bot token, the log otherwise) and
+ * LookupEvents as each account's broker role (the CloudTrail SDK is loaded on first use).
+ */
+export function trailDepsFromEnv(): TrailDeps {
+  const deps = depsFromEnv();
+  const slack = slackWorkerFromEnv();
+  const clients = awsClientsFor(deps.config.settings.aws.accounts);
+  let lookup: Promise<Trail.LookupEventsApi> | undefined;
+  return {
+    ...deps,
+    trail: deps.trail as Trail.TrailStore,
+    alerts: slack ? slackAlertSink(slack.slack, deps.config.settings.slack.securityChannel) : Trail.logSink,
+    lookupEvents: {
+      page: async (scope, input) => {
+        lookup ??= import("../core/aws/cloudtrail.ts").then(
+          ({ CloudTrailLookup }) => new CloudTrailLookup(clients),
+        );
+        return (await lookup).page(scope, input);
+      },
+    },
+  };
 }

@@ -1,4 +1,4 @@
-import { apiFunction } from "./functions";
+import { apiFunction, slackFunction } from "./functions";
 import { jwtAudiences, jwtIssuer } from "./secrets";
 
 export const api = new sst.aws.ApiGatewayV2("Api", {
@@ -32,6 +32,7 @@ const protectedRoutes = [
   "POST /requests/{id}/approve",
   "POST /requests/{id}/deny",
   "POST /requests/{id}/cancel",
+  "POST /requests/{id}/review",
   "GET /grants",
   "GET /grants/{id}",
   "POST /grants/{id}/revoke",
@@ -40,6 +41,9 @@ const protectedRoutes = [
   "POST /grants/{id}/tunnel",
   "GET /audit/events",
   "GET /audit/verify",
+  "GET /audit/trail",
+  "POST /audit/trail",
+  "GET /reports/access",
 ];
 
 // One function behind every route: routing happens in the handler, so a cold start serves any path.
@@ -49,4 +53,13 @@ for (const route of publicRoutes) {
 
 for (const route of protectedRoutes) {
   api.route(route, apiFunction.arn, { auth: { jwt: { authorizer: authorizer.id } } });
+}
+
+// Slack cannot present a JWT: it signs each request instead (HMAC-SHA256 over the raw body with the app's
+// signing secret), and functions/slack.ts verifies that before it parses anything. These two routes are
+// therefore the only ones without the authorizer, and they reach a function that can only hand work on.
+const slackRoutes = ["POST /slack/commands", "POST /slack/interactions"];
+
+for (const route of slackRoutes) {
+  api.route(route, slackFunction.arn, { auth: false });
 }

@@ -7,8 +7,9 @@ export const oidcIssuer = new sst.Secret("OidcIssuer");
 // Comma-separated, because an IdP often issues tokens for several client ids (web app, CLI) at once.
 export const oidcAudience = new sst.Secret("OidcAudience");
 
-// Slack is wired up later. The placeholder keeps stages without a Slack app deployable; the Slack adapter
-// must treat it as "Slack disabled" and never as a usable signing key, since this value is public.
+// The Slack app's secrets (README § Slack setup). The placeholder keeps stages without a Slack app deployable;
+// the Slack adapter treats it as "Slack disabled" and never as a usable signing key, since this value is
+// public (core/slack/verify.ts has the same constant).
 export const SLACK_PLACEHOLDER = "slack-not-configured";
 export const slackSigningSecret = new sst.Secret("SlackSigningSecret", SLACK_PLACEHOLDER);
 export const slackBotToken = new sst.Secret("SlackBotToken", SLACK_PLACEHOLDER);

@@ -38,3 +38,25 @@ export const table = new sst.aws.Dynamo("Table", {
     },
   },
 });
+
+// Audit chain anchors: the sweeper writes each new chain head here as its own object. Object Lock in
+// compliance mode means nobody — not the broker's role, not an administrator, not the root user — can
+// delete or overwrite an anchor before its retention ends, so a table rolled back or rewritten no longer
+// matches its anchors (`access audit verify`). Object Lock can only be enabled when the bucket is created.
+export const anchorBucket = new aws.s3.Bucket("AuditAnchors", {
+  objectLockEnabled: true,
+  forceDestroy: false,
+});
+
+new aws.s3.BucketObjectLockConfiguration("AuditAnchorsLock", {
+  bucket: anchorBucket.id,
+  rule: { defaultRetention: { mode: "COMPLIANCE", days: isProduction ? 2_555 : 1 } },
+});
+
+new aws.s3.BucketPublicAccessBlock("AuditAnchorsPrivate", {
+  bucket: anchorBucket.id,
+  blockPublicAcls: true,
+  blockPublicPolicy: true,
+  ignorePublicAcls: true,
+  restrictPublicBuckets: true,
+});

@@ -30,6 +30,7 @@ import {
   readdirSync,
   readFileSync,
   renameSync,
+  rmSync,
   type Stats,
   statSync,
   writeFileSync,
@@ -468,10 +469,15 @@ export function keyFingerprint(keyLine: string): string {
 function ensureHostKey(dataDir: string): { path: string; publicKey: string } {
   const path = join(dataDir, "ssh_host_ed25519_key");
   if (!existsSync(path) || !existsSync(`${path}.pub`)) {
+    // Remove a half pair first, so ssh-keygen never asks "Overwrite (y/n)?". Feeding it "y" on stdin
+    // instead raced: ssh-keygen does not read stdin for a new file and may exit before the write, which
+    // spawnSync then reports as EPIPE (seen as a failed start on a fresh data directory).
+    rmSync(path, { force: true });
+    rmSync(`${path}.pub`, { force: true });
     const result = spawnSync(
       "ssh-keygen",
       ["-q", "-t", "ed25519", "-N", "", "-C", "access-broker-demo-instance", "-f", path],
-      { encoding: "utf8", input: "y\n" },
+      { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] },
     );
     if (result.error || result.status !== 0)
       throw new DemoInstanceError(

@@ -2,11 +2,14 @@ import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { Access } from "../core/access/index.ts";
 import { AwsClients, documentClient } from "../core/aws/clients.ts";
 import type { Credentials } from "../core/aws/credentials.ts";
+import { DynamoSlackStore } from "../core/aws/dynamo/slack-store.ts";
 import { DynamoStore } from "../core/aws/dynamo/store.ts";
 import { ensureTable } from "../core/aws/dynamo/table.ts";
+import { DynamoTrailStore } from "../core/aws/dynamo/trail-store.ts";
 import { awsAdapters } from "../core/aws/index.ts";
 import { Grant } from "../core/grant/index.ts";
 import type { Config } from "../core/policy/index.ts";
+import { Slack } from "../core/slack/index.ts";
 import { Target } from "../core/target/index.ts";
 import type { BrokerDeps } from "../functions/deps.ts";
 import { LOCAL_AWS } from "./dynamo.ts";
@@ -64,9 +67,45 @@ export async function localDeps(
     requests: store,
     audit: store,
     pushes: store,
+    trail: new DynamoTrailStore(store, documentClient({ ...LOCAL_AWS, endpoint }), table),
     ...adapters,
     scheduler: Grant.noScheduler,
   };
   deps.hooks = Grant.hooks(deps);
   return deps;
+}
+
+export { DEV_SLACK_SIGNING_SECRET } from "./slack-fake.ts";
+
+export interface LocalSlack {
+  /** The Slack endpoints' deps (functions/slack/app.ts). */
+  ingress: Slack.IngressDeps;
+  /** The worker's deps (and the sweeper's, for expiry warnings). */
+  worker: Slack.WorkerDeps;
+  /** The in-process job queue standing in for the async Lambda invoke. */
+  jobs: Slack.InProcessJobs;
+}
+
+/**
+ * Slack wired into local deps the way Lambda has it: the endpoints and the API hand work to the worker
+ * (here an in-process queue that runs each job after the response, concurrently), the worker notifies
+ * inline. Replaces `deps.hooks`, so API decisions are announced in Slack as in AWS.
+ */
+export function localSlack(
+  deps: BrokerDeps,
+  endpoint: string,
+  table: string,
+  options: { signingSecret: string; api: Slack.SlackApi },
+): LocalSlack {
+  const jobs = Slack.inProcessJobs();
+  const slackStore = new DynamoSlackStore(documentClient({ ...LOCAL_AWS, endpoint }), table);
+  const { ingress, worker } = Slack.wire(deps, {
+    signingSecret: options.signingSecret,
+    slack: options.api,
+    slackStore,
+    jobs,
+  });
+  jobs.start((job) => Slack.runJob(worker, job));
+  deps.hooks = ingress.hooks;
+  return { ingress, worker, jobs };
 }

@@ -13,6 +13,7 @@ import type { Config } from "../core/policy/index.ts";
 import { createApi } from "../functions/api/app.ts";
 import type { Deps } from "../functions/api/routes.ts";
 import { toResponse } from "../functions/middleware/errors.ts";
+import type { createSlackHandler } from "../functions/slack/app.ts";
 import type { DevIssuer } from "./issuer.ts";
 
 /** Hard cap before the handler's own 64 KB check, so a huge upload cannot fill memory. */
@@ -30,6 +31,11 @@ export interface DevServerOptions {
    * AWS DNS name, which does not resolve here; `access login` stores this and connects there instead.
    */
   eiceEndpoint?: string;
+  /**
+   * The Slack endpoints' handler (functions/slack/app.ts). `/slack/*` reaches it without a token, as in API
+   * Gateway (Slack signs its requests instead); without it those paths answer 404.
+   */
+  slack?: ReturnType<typeof createSlackHandler>;
 }
 
 type Handler = ReturnType<typeof createApi>;
@@ -117,7 +123,9 @@ export function createDevServer(options: DevServerOptions): { server: Server; ha
       let authorizer:
         | { jwt: { claims: Record<string, string | number | boolean | string[]>; scopes: string[] } }
         | undefined;
-      if (!PUBLIC_PATHS.has(path)) {
+      const slack = path.startsWith("/slack/");
+      if (slack && !options.slack) throw new NotFoundError("slack.not_configured", "Slack is not wired here");
+      if (!PUBLIC_PATHS.has(path) && !slack) {
         const token = /^Bearer\s+(\S+)$/i.exec(headers.authorization ?? "")?.[1];
         if (!token) throw new AuthError();
         try {
@@ -167,7 +175,9 @@ export function createDevServer(options: DevServerOptions): { server: Server; ha
         functionName: "local-api",
         getRemainingTimeInMillis: () => 29_000,
       } as unknown as Context;
-      send(response, (await handler(event, context)) as APIGatewayProxyStructuredResultV2);
+      // Form posts (Slack's) are not text to API Gateway: they arrive base64-encoded, as here.
+      const target = slack && options.slack ? options.slack : handler;
+      send(response, (await target(event, context)) as APIGatewayProxyStructuredResultV2);
     } catch (error) {
       send(response, toResponse(error, requestId) as APIGatewayProxyStructuredResultV2);
     }

@@ -4,18 +4,23 @@ import { parseArgs } from "node:util";
 import { Grant } from "../core/grant/index.ts";
 import { ConfigError } from "../core/policy/index.ts";
 import { loadConfig } from "../core/policy/yaml.ts";
+import { Slack } from "../core/slack/index.ts";
 import { log } from "../core/util/log.ts";
+import { createSlackHandler } from "../functions/slack/app.ts";
 import { DemoInstanceError, demoInstanceIds, startDemoInstance } from "./demo-instance.ts";
 import { freePort, startDynamoLocal } from "./dynamo.ts";
 import { loadInventory } from "./emulator/inventory.ts";
 import { startEmulator } from "./emulator/server.ts";
 import { allServices } from "./emulator/services.ts";
 import { createDevIssuer } from "./issuer.ts";
-import { DEMO_BROKER_CREDENTIALS, localDeps } from "./runtime.ts";
+import { DEMO_BROKER_CREDENTIALS, DEV_SLACK_SIGNING_SECRET, localDeps, localSlack } from "./runtime.ts";
 import { createDevServer, listen } from "./server.ts";
+import { startSlackFake } from "./slack-fake.ts";
+import { localTrail, startTrailReceiver } from "./trail.ts";
 
 const DEFAULT_PORT = 8787;
 const DEFAULT_EMULATOR_PORT = 8788;
+const DEFAULT_SLACK_FAKE_PORT = 8789;
 const TABLE = "access-broker";
 
 const { values: flags } = parseArgs({
@@ -35,7 +40,12 @@ const inventoryPath = resolve(flags.inventory ?? process.env.ACCESS_INVENTORY ??
 const emulatorPort = Number(
   process.env.ACCESS_EMULATOR_PORT ?? (port === DEFAULT_PORT ? DEFAULT_EMULATOR_PORT : 0),
 );
+/** The fake Slack Web API's port: ACCESS_SLACK_FAKE_PORT, else 8789 next to the default API port, else any. */
+const slackFakePort = Number(
+  process.env.ACCESS_SLACK_FAKE_PORT ?? (port === DEFAULT_PORT ? DEFAULT_SLACK_FAKE_PORT : 0),
+);
 const sweepSeconds = Number(process.env.ACCESS_SWEEP_SECONDS ?? 5);
+const backfillSeconds = Number(process.env.ACCESS_TRAIL_BACKFILL_SECONDS ?? 60);
 const lockFile = resolve(dataDir, "runtime.lock");
 
 interface Lock {
@@ -113,11 +123,15 @@ async function main() {
     const inventory = loadInventory(inventoryPath);
     // The emulator needs the sshd's port up front (tunnels to port 22 of demo instances go there).
     const sshdPort = await freePort();
+    // The emulator delivers EC2 Instance Connect events EventBridge-style to the trail ingest (local/trail.ts).
+    const trailReceiver = await startTrailReceiver();
+    cleanups.push(() => trailReceiver.close());
     const emulator = await startEmulator({
       inventory,
       port: emulatorPort,
       upstreams: { "demo-sshd": { host: "127.0.0.1", port: sshdPort } },
       services: allServices(),
+      trailTarget: trailReceiver.url,
     });
     cleanups.push(() => emulator.close());
     let demoLine = "";
@@ -143,9 +157,38 @@ async function main() {
       endpoint: emulator.url,
       credentials: DEMO_BROKER_CREDENTIALS,
     });
+    // Slack: a real workspace when SLACK_BOT_TOKEN is set (it must reach this machine, e.g. through a
+    // tunnel), else the local fake Web API; signed requests either way (README § Slack setup).
+    const botToken = process.env.SLACK_BOT_TOKEN?.trim();
+    const signingSecret = process.env.SLACK_SIGNING_SECRET?.trim() || DEV_SLACK_SIGNING_SECRET;
+    const fake = botToken ? undefined : await startSlackFake({ port: slackFakePort });
+    if (fake) cleanups.push(() => fake.close());
+    const slackApi = fake
+      ? Slack.webApi({ token: fake.token, apiUrl: fake.apiUrl, responseUrlPrefixes: [fake.url] })
+      : Slack.webApi({ token: botToken ?? "" });
+    const slack = localSlack(deps, dynamo.endpoint, TABLE, { signingSecret, api: slackApi });
+    const trail = localTrail({
+      deps,
+      dataDir,
+      receiver: trailReceiver,
+      aws: { endpoint: emulator.url, credentials: DEMO_BROKER_CREDENTIALS },
+      slack: slackApi,
+      backfillSeconds,
+    });
+    cleanups.push(() => trail.close());
+    const slackLine = fake
+      ? `  Slack: fake Web API at ${fake.apiUrl} (what the broker posted: ${fake.url}_fake/calls)`
+      : "  Slack: the workspace of SLACK_BOT_TOKEN (point the app's request URLs at this server)";
+
     const issuer = await createDevIssuer(`${url}/dev`, resolve(dataDir, "dev-issuer.jwk"));
     const eiceEndpoint = emulator.url.replace(/^http/, "ws");
-    const { server } = createDevServer({ deps, issuer, port, eiceEndpoint });
+    const { server } = createDevServer({
+      deps,
+      issuer,
+      port,
+      eiceEndpoint,
+      slack: createSlackHandler(() => slack.ingress),
+    });
     try {
       await listen(server, port);
     } catch (error) {
@@ -156,21 +199,29 @@ async function main() {
     cleanups.push(() => new Promise<void>((done) => server.close(() => done())));
 
     const sweeper = setInterval(() => {
-      Grant.sweepAll(deps).then(
-        (result) => {
+      Grant.sweepAll(deps)
+        .then(async (result) => {
+          await trail.maintain();
+          const { warned } = await Slack.warnExpiring(slack.worker);
           if (
-            result.timedOut + result.activated + result.expired + result.iam.removed + result.iam.attached >
+            result.timedOut +
+              result.activated +
+              result.expired +
+              result.iam.removed +
+              result.iam.attached +
+              warned >
             0
           )
-            log.info("sweep", { ...result });
-        },
-        (error: unknown) => log.error("sweep failed", { error }),
-      );
+            log.info("sweep", { ...result, warned });
+        })
+        .catch((error: unknown) => log.error("sweep failed", { error }));
     }, sweepSeconds * 1000);
     cleanups.push(() => clearInterval(sweeper));
 
     const users = config.directory.users
-      .map((user) => `    ${user.email.padEnd(22)} ${user.groups.join(", ")}`)
+      .map((user) =>
+        `    ${user.email.padEnd(22)} ${user.groups.join(", ").padEnd(12)} ${user.slackUserId ? `Slack ${user.slackUserId}` : ""}`.trimEnd(),
+      )
       .join("\n");
     process.stdout.write(
       [
@@ -180,6 +231,7 @@ async function main() {
         `  data:   ${dataDir} (DynamoDB Local, persisted)`,
         `  AWS emulator: ${emulator.url} (EC2, EC2 Instance Connect, EICE, STS, IAM, CloudTrail; ${inventoryPath})`,
         demoLine,
+        slackLine,
         "  users (log in as any of them):",
         users,
         "",
@@ -188,6 +240,10 @@ async function main() {
         "  npx access ssh i-0a1b2c3d4e5f60718 --for 30m --reason 'look at the logs' -- uptime",
         "  # …it waits for an approver; in a third terminal:",
         "  npx access login --user bob@example.com && npx access ls --pending && npx access approve <id>",
+        "",
+        "Or from Slack, without a workspace (signed like Slack signs; the replies come from the fake):",
+        `  node --import tsx scripts/slack-command.ts --api ${url}${fake ? ` --fake ${fake.url}` : ""} --user U0ALICE "i-0a1b2c3d4e5f60718 for 30m look at the logs"`,
+        `  node --import tsx scripts/slack-command.ts --api ${url}${fake ? ` --fake ${fake.url}` : ""} --user U0BOB --click approve <request id>`,
         "",
         "Ctrl-C stops everything.",
         "",

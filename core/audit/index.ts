@@ -22,6 +22,10 @@ export const EventType = z.enum([
   "grant.iam_policy_attached",
   "grant.iam_policy_removed",
   "breakglass.used",
+  "breakglass.reviewed",
+  "trail.observed",
+  "trail.reclassified",
+  "trail.alert_sent",
 ]);
 export type EventType = z.infer<typeof EventType>;
 

@@ -6,11 +6,14 @@ import { Request } from "../request/index.ts";
 import { InputTime } from "../request/schema.ts";
 import { parse } from "../util/fn.ts";
 import type { Page } from "../util/page.ts";
-import { type Info, type Verification, verify } from "./index.ts";
+import { type AnchoredVerification, type AnchorStore, verifyAnchored } from "./anchor.ts";
+import type { Info } from "./index.ts";
 import type { AuditStore } from "./store.ts";
 
 export interface Deps extends Request.Deps {
   audit: AuditStore;
+  /** Chain heads kept outside the table (S3 Object Lock, a local file); verify compares with the latest. */
+  anchors?: AnchorStore;
 }
 
 export const EventsQuery = z.strictObject({
@@ -50,8 +53,17 @@ export async function events(deps: Deps, actor: Actor, rawQuery: unknown): Promi
   );
 }
 
-/** Walks the whole chain and reports the first broken link (auditors and admins only). */
-export async function verifyChain(deps: Deps, actor: Actor): Promise<Verification> {
+/**
+ * Walks the whole chain and reports the first broken link, and compares it with the latest anchor when
+ * anchors are configured (auditors and admins only).
+ */
+export async function verifyChain(deps: Deps, actor: Actor): Promise<AnchoredVerification> {
   if (!isAuditor(actor, deps.config)) throw new NotFoundError("audit.not_found", "No such resource");
-  return verify(deps.audit.walk(), await deps.audit.head());
+  // The anchor is read first: one written while the chain is walked must not look like a rollback.
+  const anchor = await deps.anchors?.latest();
+  return verifyAnchored(
+    deps.audit.walk(),
+    await deps.audit.head(),
+    anchor && deps.anchors ? { ...anchor, location: deps.anchors.location } : undefined,
+  );
 }

@@ -47,6 +47,20 @@ export function fromDirectory(email: string, config: Config): Actor | undefined 
   return entry ? { email: entry.email, groups: [...entry.groups].sort() } : undefined;
 }
 
+/**
+ * The directory user bound to a Slack user id (design §7): matched by id only, never by display name or
+ * email, so renaming a Slack account changes nothing. Undefined for anyone the directory does not list.
+ */
+export function fromSlackUser(slackUserId: string, config: Config): Actor | undefined {
+  const entry = config.directory.users.find((user) => user.slackUserId === slackUserId);
+  return entry ? { email: entry.email, groups: [...entry.groups].sort() } : undefined;
+}
+
+/** The Slack user id the directory binds to `email`, if any (for DMs and mentions). */
+export function slackUserIdOf(email: string, config: Config): string | undefined {
+  return config.directory.users.find((user) => user.email === email.toLowerCase())?.slackUserId;
+}
+
 export function matches(actor: Actor, principal: Principal): boolean {
   if (principal.startsWith("group:")) return actor.groups.includes(principal.slice("group:".length));
   return actor.email === principal.slice("user:".length).toLowerCase();

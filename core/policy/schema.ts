@@ -135,6 +135,28 @@ export const User = z.strictObject({
 });
 export type User = z.infer<typeof User>;
 
+/** Trail classifications that can alert (core/trail/schema.ts; everything but `brokered`). */
+const ALERTABLE = [
+  "outside-window",
+  "constraint-mismatch",
+  "denied-attempt",
+  "unbrokered",
+  "unparsed",
+] as const;
+const TRAIL_ALERT_DEFAULTS = { on: [...ALERTABLE], every: 300, grace: 120 };
+
+/** Alerts on trail events that the broker did not broker, to settings.slack.securityChannel. */
+const TrailAlerts = z
+  .strictObject({
+    /** Which classifications notify (default: all of them). */
+    on: z.array(z.enum(ALERTABLE)).default([...ALERTABLE]),
+    /** At most one message per classification this often; events in between are grouped into it. */
+    every: Duration.default(300),
+    /** Unbrokered events wait this long for a push or grant record that arrives late before they alert. */
+    grace: z.union([z.literal(0), Duration]).default(120),
+  })
+  .default(TRAIL_ALERT_DEFAULTS);
+
 export const Settings = z
   .strictObject({
     /** Principals that may read every request, grant and audit record. */
@@ -147,6 +169,14 @@ export const Settings = z
         approvalsChannel: z.string().min(1).default("#access-approvals"),
         /** Break-glass alerts and non-brokered access alerts. */
         securityChannel: z.string().min(1).default("#security-alerts"),
+        /**
+         * The workspace (team id `T…`, or an Enterprise Grid org `E…`) allowed to use the Slack endpoints.
+         * Unset: whichever workspace the app is installed in (the signing secret is per app).
+         */
+        teamId: z
+          .string()
+          .regex(/^[TE][A-Z0-9]{2,}$/, "must be a Slack team id like T0123ABC")
+          .optional(),
       })
       .default({ approvalsChannel: "#access-approvals", securityChannel: "#security-alerts" }),
     aws: z
@@ -165,12 +195,14 @@ export const Settings = z
           .default({}),
       })
       .default({ accounts: {} }),
+    alerts: TrailAlerts,
   })
   .default({
     auditors: [],
     admins: [],
     slack: { approvalsChannel: "#access-approvals", securityChannel: "#security-alerts" },
     aws: { accounts: {} },
+    alerts: TRAIL_ALERT_DEFAULTS,
   });
 
 export const Config = z

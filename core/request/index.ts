@@ -36,7 +36,29 @@ export type { Page, RequestStore } from "./store.ts";
  * and the effect is healed by the sweeper and the reconciler, which apply the same effects again.
  */
 export interface Hooks {
-  afterCommit(previous: Info | undefined, next: Info): Promise<void>;
+  /** `events` are the audit events the transition wrote (who decided, what changed). */
+  afterCommit(previous: Info | undefined, next: Info, events: readonly Audit.Input[]): Promise<void>;
+}
+
+/**
+ * Several hooks as one: each runs whatever the others did (a failed IAM call must not swallow the
+ * requester's notification); the first failure is rethrown after all ran.
+ */
+export function combineHooks(...hooks: (Hooks | undefined)[]): Hooks {
+  const present = hooks.filter((hook): hook is Hooks => hook !== undefined);
+  return {
+    afterCommit: async (previous, next, events) => {
+      const failures: unknown[] = [];
+      for (const hook of present) {
+        try {
+          await hook.afterCommit(previous, next, events);
+        } catch (error) {
+          failures.push(error);
+        }
+      }
+      if (failures.length > 0) throw failures[0];
+    },
+  };
 }
 
 export interface Deps {
@@ -50,10 +72,15 @@ export interface Deps {
 export const now = (deps: Pick<Deps, "clock">) => (deps.clock ? deps.clock() : new Date());
 
 /** Runs the hooks of a committed transition; a failure is logged, never undoes or fails the transition. */
-async function afterCommit(deps: Deps, previous: Info | undefined, next: Info): Promise<void> {
+async function afterCommit(
+  deps: Deps,
+  previous: Info | undefined,
+  next: Info,
+  events: readonly Audit.Input[],
+): Promise<void> {
   if (!deps.hooks) return;
   try {
-    await deps.hooks.afterCommit(previous, next);
+    await deps.hooks.afterCommit(previous, next, events);
   } catch (error) {
     log.error("transition side effects failed; the sweeper retries them", {
       requestId: next.id,
@@ -212,7 +239,7 @@ export async function create(
     : undefined;
   const result = await deps.requests.create(item, events, claim);
   if (result.created) {
-    await afterCommit(deps, undefined, item);
+    await afterCommit(deps, undefined, item, events);
     return { request: item, created: true };
   }
   if (result.fingerprint !== claim?.fingerprint)
@@ -254,12 +281,13 @@ async function mutate(
       actor,
       rule: Policy.ruleById(deps.config, state.ruleId),
       admin: isAdmin(actor, deps.config),
+      auditor: Identity.isAuditor(actor, deps.config),
       now: now(deps),
     };
     const { next, events } = decide(state, ctx);
     try {
       await deps.requests.update(next, state.version, events);
-      await afterCommit(deps, state, next);
+      await afterCommit(deps, state, next, events);
       return next;
     } catch (error) {
       if (!(error instanceof VersionConflictError)) throw error;
@@ -270,14 +298,64 @@ async function mutate(
   }
 }
 
-export async function approve(deps: Deps, actor: Actor, id: string, input: unknown = {}): Promise<Info> {
-  const { comment } = parseInput(DecisionInput, input);
-  return mutate(deps, actor, id, (state, ctx) => Lifecycle.approve(state, ctx, comment));
+/**
+ * What a decision is meant for. Approve/deny decide whatever waits (the request, or a pending extension of
+ * its grant); a caller acting on a specific prompt (a Slack button on an approval or an extension message)
+ * names it, so a stale click can never decide something else that came up since.
+ */
+export type DecisionScope =
+  | { kind: "request" }
+  | { kind: "extension"; requestedAt: string }
+  | { kind: "any" };
+
+function assertScope(state: Info, scope: DecisionScope, verb: string): void {
+  if (scope.kind === "request" && state.status !== "pending") {
+    const by = state.decision ? [state.decision.by] : state.approvals.map((approval) => approval.by);
+    throw new ConflictError(
+      "request.not_pending",
+      `Cannot ${verb}: the request is ${state.status}${by.length ? ` (decided by ${by.join(", ")})` : ""}`,
+      { status: state.status, decidedBy: by },
+    );
+  }
+  if (scope.kind === "extension" && state.pendingExtension?.requestedAt !== scope.requestedAt)
+    throw new ConflictError("grant.extension_decided", `Cannot ${verb}: that extension was already decided`, {
+      status: state.status,
+      endsAt: state.endsAt,
+    });
 }
 
-export async function deny(deps: Deps, actor: Actor, id: string, input: unknown = {}): Promise<Info> {
+export async function approve(
+  deps: Deps,
+  actor: Actor,
+  id: string,
+  input: unknown = {},
+  scope: DecisionScope = { kind: "any" },
+): Promise<Info> {
   const { comment } = parseInput(DecisionInput, input);
-  return mutate(deps, actor, id, (state, ctx) => Lifecycle.deny(state, ctx, comment));
+  return mutate(deps, actor, id, (state, ctx) => {
+    assertScope(state, scope, "approve");
+    return Lifecycle.approve(state, ctx, comment);
+  });
+}
+
+export async function deny(
+  deps: Deps,
+  actor: Actor,
+  id: string,
+  input: unknown = {},
+  scope: DecisionScope = { kind: "any" },
+): Promise<Info> {
+  const { comment } = parseInput(DecisionInput, input);
+  return mutate(deps, actor, id, (state, ctx) => {
+    assertScope(state, scope, "deny");
+    return Lifecycle.deny(state, ctx, comment);
+  });
+}
+
+/** Marks a break-glass request reviewed (auditors and admins; never its requester). */
+export async function review(deps: Deps, actor: Actor, id: string, input: unknown = {}): Promise<Info> {
+  const { comment } = parseInput(DecisionInput, input);
+  return mutate(deps, actor, id, (state, ctx) => Lifecycle.review(state, ctx, comment));
 }
 
 export async function cancel(deps: Deps, actor: Actor, id: string, input: unknown = {}): Promise<Info> {
@@ -398,7 +476,7 @@ async function settle(deps: Deps, item: Info, at: Date): Promise<{ item: Info; a
     if (!transition) return { item: state };
     try {
       await deps.requests.update(transition.next, state.version, transition.events);
-      await afterCommit(deps, state, transition.next);
+      await afterCommit(deps, state, transition.next, transition.events);
       return { item: transition.next, applied: transition.next.status };
     } catch (error) {
       if (!(error instanceof VersionConflictError)) throw error;

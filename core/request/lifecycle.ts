@@ -20,6 +20,8 @@ export interface Context {
   rule: Rule | undefined;
   /** Admins may approve, deny and revoke anything — except their own requests. */
   admin: boolean;
+  /** Auditors (with admins) review break-glass access after the fact. */
+  auditor?: boolean;
   now: Date;
 }
 
@@ -237,6 +239,41 @@ export function extend(state: Info, ctx: Context, seconds: number, reason: strin
   return {
     next,
     events: [event(next, "grant.extension_requested", ctx.actor.email, ctx.now, { seconds, reason })],
+  };
+}
+
+/**
+ * Marks a break-glass grant reviewed (design §3: "flagged for review"): auditors and admins only, never the
+ * person who broke the glass, once. The status is untouched; only `review` changes.
+ */
+export function review(state: Info, ctx: Context, comment?: string): Transition {
+  if (!state.breakGlass || !state.review)
+    throw new ConflictError("request.not_break_glass", "Only break-glass access is reviewed");
+  if (ctx.actor.email === state.requester)
+    throw new ForbiddenError("request.self_review", "You cannot review your own break-glass access");
+  if (!ctx.admin && !ctx.auditor)
+    throw new ForbiddenError(
+      "request.not_a_reviewer",
+      "Only auditors and admins can mark break-glass access reviewed",
+    );
+  if (state.review.status === "done")
+    throw new ConflictError(
+      "request.already_reviewed",
+      `Already reviewed${state.review.by ? ` by ${state.review.by}` : ""}`,
+      { reviewedBy: state.review.by, reviewedAt: state.review.at },
+    );
+  const next = bump(state, {
+    review: { status: "done", by: ctx.actor.email, at: ctx.now.toISOString(), comment },
+  });
+  return {
+    next,
+    events: [
+      event(next, "breakglass.reviewed", ctx.actor.email, ctx.now, {
+        grantId: state.grantId,
+        status: state.status,
+        comment,
+      }),
+    ],
   };
 }
 

@@ -65,8 +65,14 @@ export const Info = z.object({
   /** Instance, IP and route when the request was made (absent when only the policy was known). */
   network: Network.optional(),
   breakGlass: z.boolean(),
+  /** Break-glass only: an auditor's or admin's after-the-fact review (design §3). */
   review: z
-    .object({ status: z.enum(["pending", "done"]), by: Email.optional(), at: Time.optional() })
+    .object({
+      status: z.enum(["pending", "done"]),
+      by: Email.optional(),
+      at: Time.optional(),
+      comment: z.string().optional(),
+    })
     .optional(),
   approvalsRequired: z.number().int().nonnegative(),
   /** Who may approve, as the rule said when the request was made (the current policy decides at click time). */

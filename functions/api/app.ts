@@ -5,7 +5,7 @@ import { AuthError, NotFoundError } from "../../core/error.ts";
 import { Identity } from "../../core/identity/index.ts";
 import { type JsonEvent, jsonBody } from "../middleware/body.ts";
 import { errorResponses } from "../middleware/errors.ts";
-import { json } from "../middleware/response.ts";
+import { json, RawResponse } from "../middleware/response.ts";
 import { openApiDocument } from "./openapi.ts";
 import { type Deps, type Route, routes } from "./routes.ts";
 
@@ -28,6 +28,7 @@ function adapt(route: Route, deps: () => Deps): MiddyRoute<Event, APIGatewayProx
         body: event.jsonBody,
         headers: event.headers ?? {},
       });
+      if (result instanceof RawResponse) return result.toResult(route.status);
       const shaped =
         result &&
         typeof result === "object" &&

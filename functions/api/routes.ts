@@ -3,13 +3,19 @@ import { Access } from "../../core/access/index.ts";
 import { Audit } from "../../core/audit/index.ts";
 import * as AuditRead from "../../core/audit/read.ts";
 import { type Actor, Identity } from "../../core/identity/index.ts";
+import * as ReportSchema from "../../core/report/schema.ts";
 import { Request } from "../../core/request/index.ts";
+import { Trail } from "../../core/trail/index.ts";
+import * as TrailRead from "../../core/trail/read.ts";
+import { RawResponse } from "../middleware/response.ts";
 
 /**
  * Everything a handler may reach: the stores, and the AWS-backed ports (optional: a broker wired without AWS
  * access answers pushes and tunnels with 409 `access.not_configured`).
  */
-export type Deps = AuditRead.Deps & Partial<Pick<Access.Deps, "pushes" | "keys" | "tunnels">>;
+export type Deps = AuditRead.Deps &
+  Partial<Pick<Access.Deps, "pushes" | "keys" | "tunnels">> &
+  Pick<TrailRead.ApiDeps, "trail">;
 
 /** The access ports of `deps`, with "not configured" stand-ins for the ones a broker was wired without. */
 function access(deps: Deps): Access.Deps {
@@ -59,6 +65,15 @@ const Verification = z.union([
     brokenAt: z.object({ seq: z.number(), reason: z.string() }),
   }),
 ]);
+/** The latest anchor of the chain head outside the table, when anchors are configured. */
+const AnchorCheck = z.object({
+  ok: z.boolean(),
+  seq: z.number(),
+  hash: z.string(),
+  at: z.string(),
+  location: z.string(),
+});
+const AnchoredVerification = z.intersection(Verification, z.object({ anchor: AnchorCheck.optional() }));
 
 const id = (params: RouteInput["params"]) => params.id ?? "";
 
@@ -125,6 +140,16 @@ export const routes: Route[] = [
       handle: ({ deps, actor, params, body }) => Request[verb](deps, actor, id(params), body),
     }),
   ),
+  {
+    method: "POST",
+    path: "/requests/{id}/review",
+    summary: "Mark a break-glass request reviewed (auditors and admins; never the requester)",
+    auth: true,
+    body: Request.DecisionInput,
+    response: Request.Info,
+    status: 200,
+    handle: ({ deps, actor, params, body }) => Request.review(deps, actor, id(params), body),
+  },
   {
     method: "GET",
     path: "/grants",
@@ -199,10 +224,52 @@ export const routes: Route[] = [
   {
     method: "GET",
     path: "/audit/verify",
-    summary: "Walk the audit hash chain and report the first broken link",
+    summary: "Walk the audit hash chain, report the first broken link, and compare the head with its anchor",
     auth: true,
-    response: Verification,
+    response: AnchoredVerification,
     status: 200,
     handle: ({ deps, actor }) => AuditRead.verifyChain(deps, actor),
+  },
+  {
+    method: "GET",
+    path: "/audit/trail",
+    summary: "Observed CloudTrail events of EC2 Instance Connect, by event time, classified (auditors)",
+    auth: true,
+    query: TrailRead.ListQuery,
+    response: list(Trail.Observation),
+    status: 200,
+    handle: ({ deps, actor, query }) => TrailRead.list(deps, actor, query),
+  },
+  {
+    method: "POST",
+    path: "/audit/trail",
+    summary: "Import CloudTrail records (what `access audit import` reads from log files; auditors)",
+    auth: true,
+    body: TrailRead.ImportInput,
+    response: TrailRead.IngestSummary,
+    status: 200,
+    handle: ({ deps, actor, body }) => TrailRead.importRecords(deps, actor, body),
+  },
+  {
+    method: "GET",
+    path: "/reports/access",
+    summary:
+      "Access report for a period: format=json (default), csv (section=grants|events|controls) or html",
+    auth: true,
+    query: ReportSchema.Query,
+    response: ReportSchema.AccessReport,
+    status: 200,
+    handle: async ({ deps, actor, query }) => {
+      // Loaded on first use: the report builder is not needed to serve any other route.
+      const { Report } = await import("../../core/report/index.ts");
+      const rendered = await Report.access(deps, actor, query);
+      if (rendered.format === "json") return rendered.report;
+      return new RawResponse(rendered.contentType, rendered.body, {
+        "content-disposition": `attachment; filename="${rendered.filename}"`,
+        ...(rendered.format === "html"
+          ? { "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'" }
+          : {}),
+      });
+    },
   },
 ];

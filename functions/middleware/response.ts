@@ -13,3 +13,25 @@ export function json(
 ): APIGatewayProxyStructuredResultV2 {
   return { statusCode, headers: { ...BASE_HEADERS, ...headers }, body: JSON.stringify(body) };
 }
+
+/** A non-JSON body (CSV, HTML reports): routes return it, the router sends it as is. */
+export class RawResponse {
+  constructor(
+    readonly contentType: string,
+    readonly body: string,
+    readonly headers: Record<string, string> = {},
+  ) {}
+
+  toResult(statusCode: number): APIGatewayProxyStructuredResultV2 {
+    return {
+      statusCode,
+      headers: {
+        "content-type": this.contentType,
+        "cache-control": "no-store",
+        "x-content-type-options": "nosniff",
+        ...this.headers,
+      },
+      body: this.body,
+    };
+  }
+}

@@ -10,6 +10,7 @@ import { Access } from "../../core/access/index.ts";
 import { AwsClients, documentClient } from "../../core/aws/clients.ts";
 import { DynamoStore } from "../../core/aws/dynamo/store.ts";
 import { ensureTable } from "../../core/aws/dynamo/table.ts";
+import { DynamoTrailStore } from "../../core/aws/dynamo/trail-store.ts";
 import { awsAdapters } from "../../core/aws/index.ts";
 import { Grant } from "../../core/grant/index.ts";
 import type { Config } from "../../core/policy/index.ts";
@@ -50,7 +51,13 @@ export interface Response {
 /** A broker on a fresh table in the shared DynamoDB Local, called in-process through the real handler. */
 export async function createTestBroker(
   configText = DEMO_CONFIG_TEXT,
-  options: { isolatedStores?: boolean; aws?: LocalAws; scheduler?: Grant.Scheduler } = {},
+  options: {
+    isolatedStores?: boolean;
+    aws?: LocalAws;
+    /** Attempts per AWS call (default: the product's RETRY policy, 6). */
+    awsMaxAttempts?: number;
+    scheduler?: Grant.Scheduler;
+  } = {},
 ): Promise<TestBroker> {
   const endpoint = inject("dynamoEndpoint");
   const table = `t-${randomUUID()}`;
@@ -72,6 +79,7 @@ export async function createTestBroker(
           credentials: options.aws.credentials,
           homeRegion: options.aws.homeRegion,
           clock: options.aws.clock,
+          maxAttempts: options.awsMaxAttempts,
         }),
       )
     : {
@@ -85,6 +93,7 @@ export async function createTestBroker(
     requests: store,
     audit: store,
     pushes: store,
+    trail: new DynamoTrailStore(store, documentClient({ ...LOCAL_AWS, endpoint }), table),
     ...adapters,
     scheduler: options.scheduler ?? Grant.noScheduler,
     clock: () => clock.now,
@@ -132,7 +141,12 @@ export async function createTestBroker(
     } as Context)) as APIGatewayProxyStructuredResultV2;
     return {
       status: result.statusCode ?? 200,
-      body: result.body ? JSON.parse(result.body) : undefined,
+      // CSV and HTML reports come back as text.
+      body: result.body
+        ? String(result.headers?.["content-type"] ?? "application/json").includes("json")
+          ? JSON.parse(result.body)
+          : result.body
+        : undefined,
       headers: (result.headers ?? {}) as Record<string, string>,
     };
   };

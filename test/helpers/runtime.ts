@@ -15,7 +15,12 @@ export interface RunningRuntime {
 }
 
 /** Runs the local runtime exactly as `npm start` does, in its own data directory and port. */
-export function spawnRuntime(dataDir: string, port: number, extraArgs: string[] = []): ChildProcess {
+export function spawnRuntime(
+  dataDir: string,
+  port: number,
+  extraArgs: string[] = [],
+  env: NodeJS.ProcessEnv = {},
+): ChildProcess {
   return spawn(
     process.execPath,
     ["--import", "tsx", "local/start.ts", "--data", dataDir, "--port", String(port), ...extraArgs],
@@ -25,6 +30,7 @@ export function spawnRuntime(dataDir: string, port: number, extraArgs: string[] 
         ...process.env,
         AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
         ACCESS_SWEEP_SECONDS: "1",
+        ...env,
       },
       stdio: ["ignore", "pipe", "pipe"],
     },
@@ -49,9 +55,10 @@ export function exited(child: ChildProcess): Promise<number | null> {
 
 export async function startRuntime(
   dataDir = mkdtempSync(join(tmpdir(), "access-broker-e2e-")),
+  options: { env?: NodeJS.ProcessEnv } = {},
 ): Promise<RunningRuntime> {
   const port = await freePort();
-  const child = spawnRuntime(dataDir, port);
+  const child = spawnRuntime(dataDir, port, [], options.env);
   const output = collect(child);
   const deadline = Date.now() + 60_000;
   while (!output().includes("is running at")) {

@@ -26,7 +26,7 @@ import {
 import { INDEX, KEY_ATTRIBUTES, Keys, pad } from "./keys.ts";
 
 type Item = Record<string, unknown>;
-type TransactItem = NonNullable<
+export type TransactItem = NonNullable<
   ConstructorParameters<typeof TransactWriteCommand>[0]["TransactItems"]
 >[number];
 
@@ -69,6 +69,9 @@ function pushRecord(push: Push): Item {
     // By status, so evidence of pushes that never completed (a crash after the AWS call) is one Query away.
     gsi2pk: `PUSH#${push.status}`,
     gsi2sk: `${push.createdAt}#${push.id}`,
+    // By key fingerprint: how a CloudTrail SendSSHPublicKey event finds the push that made it.
+    gsi1pk: `KEY#${push.fingerprint}`,
+    gsi1sk: `${push.createdAt}#${push.id}`,
   };
 }
 
@@ -321,6 +324,17 @@ export class DynamoStore implements RequestStore, AuditStore, PushStore {
         }
       }
     });
+  }
+
+  /**
+   * One transaction of `writes` (other ports' items, e.g. trail observations) and the audit records of
+   * `events`, through the same chain head and in-process lock as every other write.
+   */
+  transact(
+    writes: TransactItem[],
+    events: Audit.Input[],
+  ): Promise<{ ok: true } | { ok: false; failed: Map<number, Item> }> {
+    return this.commit(writes, events);
   }
 
   async head(): Promise<Audit.Head> {

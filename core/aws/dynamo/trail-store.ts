@@ -1,0 +1,302 @@
+import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
+import {
+  type DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  type QueryCommandInput,
+} from "@aws-sdk/lib-dynamodb";
+import { Push } from "../../access/schema.ts";
+import type { Audit } from "../../audit/index.ts";
+import { InputError } from "../../error.ts";
+import { Info } from "../../request/schema.ts";
+import { Observation } from "../../trail/schema.ts";
+import type { Checkpoint, ObservationFilter, RecordResult, TrailStore } from "../../trail/store.ts";
+import type { Page } from "../../util/page.ts";
+import { INDEX, KEY_ATTRIBUTES, Keys } from "./keys.ts";
+import type { DynamoStore, TransactItem } from "./store.ts";
+
+type Item = Record<string, unknown>;
+
+function strip(item: Item): Item {
+  const copy = { ...item };
+  for (const key of KEY_ATTRIBUTES) delete copy[key];
+  delete copy.expiresAt;
+  return copy;
+}
+
+const toObservation = (item: Item) => Observation.parse(strip(item));
+
+/** `<eventTime>#<eventId>`: index sort keys order observations by when AWS says they happened. */
+function timeKey(observation: Observation): string {
+  return `${observation.event.eventTime ?? observation.observedAt}#${observation.eventId}`;
+}
+
+function observationItem(observation: Observation): Item {
+  const at = timeKey(observation);
+  const { verdict } = observation;
+  return {
+    ...Keys.trail(observation.eventId),
+    ...observation,
+    ...(verdict.requestId ? { gsi1pk: `TRAIL#${verdict.requestId}`, gsi1sk: at } : {}),
+    ...(observation.alert === "pending" ? { gsi2pk: "ALERT#pending", gsi2sk: at } : {}),
+    // Sparse: only unbrokered events are re-correlation candidates.
+    ...(verdict.classification === "unbrokered" ? { gsi3pk: "TRAIL#UNBROKERED", gsi3sk: at } : {}),
+    gsi4pk: "TRAIL",
+    gsi4sk: at,
+  };
+}
+
+function encodeCursor(key: Item): string {
+  return Buffer.from(JSON.stringify(key)).toString("base64url");
+}
+
+function decodeCursor(cursor: string | undefined): Item | undefined {
+  if (cursor === undefined) return undefined;
+  try {
+    const key = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as unknown;
+    if (
+      typeof key === "object" &&
+      key !== null &&
+      Object.entries(key).every(([name, value]) => KEY_ATTRIBUTES.includes(name) && typeof value === "string")
+    )
+      return key as Item;
+  } catch {
+    // fall through
+  }
+  throw new InputError("input.invalid_cursor", "The cursor is not one this list returned");
+}
+
+/**
+ * DynamoDB adapter of the TrailStore port, in the broker's single table. Observation writes go through
+ * DynamoStore's transaction (one chain head, one in-process lock), each Put on condition that its event id
+ * is new: the dedupe. Duplicates found by a cancelled transaction are dropped and the rest retried.
+ */
+export class DynamoTrailStore implements TrailStore {
+  constructor(
+    private readonly store: DynamoStore,
+    private readonly client: DynamoDBDocumentClient,
+    private readonly table: string,
+  ) {}
+
+  private async queryAll(input: Omit<QueryCommandInput, "TableName" | "ExclusiveStartKey">): Promise<Item[]> {
+    const items: Item[] = [];
+    let startKey: Item | undefined;
+    do {
+      const { Items = [], LastEvaluatedKey } = await this.client.send(
+        new QueryCommand({ TableName: this.table, ...input, ExclusiveStartKey: startKey }),
+      );
+      items.push(...Items);
+      startKey = LastEvaluatedKey;
+    } while (startKey);
+    return items;
+  }
+
+  async pushesByFingerprint(fingerprint: string): Promise<Push[]> {
+    const items = await this.queryAll({
+      IndexName: INDEX.byOwner,
+      KeyConditionExpression: "gsi1pk = :pk",
+      ExpressionAttributeValues: { ":pk": `KEY#${fingerprint}` },
+    });
+    return items.map((item) => Push.parse(strip(item)));
+  }
+
+  async request(requestId: string): Promise<Info | undefined> {
+    return this.store.get(requestId);
+  }
+
+  async requestsOf(email: string, from: string, to: string): Promise<Info[]> {
+    const items = await this.queryAll({
+      IndexName: INDEX.byOwner,
+      KeyConditionExpression: "gsi1pk = :pk AND gsi1sk BETWEEN :from AND :to",
+      ExpressionAttributeValues: { ":pk": `USER#${email}`, ":from": from, ":to": `${to}#~` },
+    });
+    return items.map((item) => Info.parse(strip(item)));
+  }
+
+  async record(entries: readonly { observation: Observation; audit: Audit.Input }[]): Promise<RecordResult> {
+    const result: RecordResult = { recorded: [], duplicates: [] };
+    let pending = [...entries];
+    while (pending.length > 0) {
+      const outcome = await this.store.transact(
+        pending.map(({ observation }) => ({
+          Put: {
+            TableName: this.table,
+            Item: observationItem(observation),
+            ConditionExpression: "attribute_not_exists(pk)",
+          },
+        })),
+        pending.map(({ audit }) => audit),
+      );
+      if (outcome.ok) {
+        result.recorded.push(...pending.map(({ observation }) => observation.eventId));
+        return result;
+      }
+      for (const index of outcome.failed.keys())
+        result.duplicates.push((pending[index] as { observation: Observation }).observation.eventId);
+      pending = pending.filter((_, index) => !outcome.failed.has(index));
+    }
+    return result;
+  }
+
+  async appendAudit(events: readonly Audit.Input[]): Promise<void> {
+    await this.store.append([...events]);
+  }
+
+  async get(eventId: string): Promise<Observation | undefined> {
+    const { Item } = await this.client.send(
+      new GetCommand({ TableName: this.table, Key: Keys.trail(eventId), ConsistentRead: true }),
+    );
+    return Item ? toObservation(Item) : undefined;
+  }
+
+  async replace(
+    observation: Observation,
+    expectedVersion: number,
+    audit: readonly Audit.Input[],
+  ): Promise<boolean> {
+    const write: TransactItem = {
+      Put: {
+        TableName: this.table,
+        Item: observationItem(observation),
+        ConditionExpression: "version = :expected",
+        ExpressionAttributeValues: { ":expected": expectedVersion },
+      },
+    };
+    const outcome = await this.store.transact([write], [...audit]);
+    return outcome.ok;
+  }
+
+  private async indexed(index: string, pk: string, from: string, limit: number): Promise<Observation[]> {
+    const items: Item[] = [];
+    let startKey: Item | undefined;
+    do {
+      const { Items = [], LastEvaluatedKey } = await this.client.send(
+        new QueryCommand({
+          TableName: this.table,
+          IndexName: index,
+          KeyConditionExpression: `${index}pk = :pk AND ${index}sk >= :from`,
+          ExpressionAttributeValues: { ":pk": pk, ":from": from },
+          ExclusiveStartKey: startKey,
+          Limit: Math.min(limit - items.length, 200),
+        }),
+      );
+      items.push(...Items);
+      startKey = LastEvaluatedKey;
+    } while (startKey && items.length < limit);
+    return items.map(toObservation);
+  }
+
+  async uncorrelated(since: string, limit: number): Promise<Observation[]> {
+    // The index is eventually consistent and sparse: re-read each candidate before trusting it.
+    const candidates = await this.indexed(INDEX.byDue, "TRAIL#UNBROKERED", since, limit);
+    const fresh = await Promise.all(candidates.map((candidate) => this.get(candidate.eventId)));
+    return fresh.filter(
+      (observation): observation is Observation => observation?.verdict.classification === "unbrokered",
+    );
+  }
+
+  async pendingAlerts(limit: number): Promise<Observation[]> {
+    const candidates = await this.indexed(INDEX.byStatus, "ALERT#pending", "", limit);
+    const fresh = await Promise.all(candidates.map((candidate) => this.get(candidate.eventId)));
+    return fresh.filter((observation): observation is Observation => observation?.alert === "pending");
+  }
+
+  async list(
+    filter: ObservationFilter,
+    page: { limit: number; cursor?: string },
+  ): Promise<Page<Observation>> {
+    const items: Observation[] = [];
+    let startKey = decodeCursor(page.cursor);
+    let scanned = 0;
+    for (;;) {
+      const { Items = [], LastEvaluatedKey } = await this.client.send(
+        new QueryCommand({
+          TableName: this.table,
+          IndexName: INDEX.byTime,
+          KeyConditionExpression: "gsi4pk = :pk AND gsi4sk BETWEEN :from AND :to",
+          ExpressionAttributeValues: {
+            ":pk": "TRAIL",
+            ":from": filter.from ?? "0",
+            ":to": `${filter.to ?? "9"}#~`,
+          },
+          ExclusiveStartKey: startKey,
+          Limit: Math.min(200, Math.max(25, (page.limit - items.length) * 2)),
+        }),
+      );
+      for (const [position, raw] of Items.entries()) {
+        scanned++;
+        const observation = toObservation(raw);
+        if (filter.classification && observation.verdict.classification !== filter.classification) continue;
+        items.push(observation);
+        if (items.length === page.limit) {
+          const more = position < Items.length - 1 || LastEvaluatedKey !== undefined;
+          const key = { pk: raw.pk, sk: raw.sk, gsi4pk: raw.gsi4pk, gsi4sk: raw.gsi4sk };
+          return more ? { items, nextCursor: encodeCursor(key) } : { items };
+        }
+      }
+      if (!LastEvaluatedKey) return { items };
+      startKey = LastEvaluatedKey;
+      if (scanned >= 2_000) return { items, nextCursor: encodeCursor(LastEvaluatedKey) };
+    }
+  }
+
+  async ofRequest(requestId: string): Promise<Observation[]> {
+    const items = await this.queryAll({
+      IndexName: INDEX.byOwner,
+      KeyConditionExpression: "gsi1pk = :pk",
+      ExpressionAttributeValues: { ":pk": `TRAIL#${requestId}` },
+    });
+    return items.map(toObservation);
+  }
+
+  async getCheckpoint(key: string): Promise<Checkpoint | undefined> {
+    const { Item } = await this.client.send(
+      new GetCommand({ TableName: this.table, Key: Keys.trailCheckpoint(key), ConsistentRead: true }),
+    );
+    if (!Item) return undefined;
+    const { completedUntil, run, updatedAt, version } = Item as Item & Checkpoint;
+    return { completedUntil, run, updatedAt, version };
+  }
+
+  async putCheckpoint(key: string, checkpoint: Checkpoint, expectedVersion: number): Promise<boolean> {
+    try {
+      await this.client.send(
+        new PutCommand({
+          TableName: this.table,
+          Item: { ...Keys.trailCheckpoint(key), ...checkpoint },
+          ...(expectedVersion === 0
+            ? { ConditionExpression: "attribute_not_exists(pk)" }
+            : {
+                ConditionExpression: "version = :expected",
+                ExpressionAttributeValues: { ":expected": expectedVersion },
+              }),
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return false;
+      throw error;
+    }
+  }
+
+  async claim(key: string, ttlSeconds: number): Promise<boolean> {
+    try {
+      await this.client.send(
+        new PutCommand({
+          TableName: this.table,
+          Item: {
+            ...Keys.claim(key),
+            at: new Date().toISOString(),
+            expiresAt: Math.floor(Date.now() / 1000) + ttlSeconds,
+          },
+          ConditionExpression: "attribute_not_exists(pk)",
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return false;
+      throw error;
+    }
+  }
+}

@@ -1,0 +1,68 @@
+export {
+  type Alert,
+  type AlertDeps,
+  type AlertSink,
+  alertOf,
+  type DispatchResult,
+  dispatchAlerts,
+  logSink,
+} from "./alerts.ts";
+export {
+  type BackfillDeps,
+  type BackfillOptions,
+  type BackfillResult,
+  backfill,
+  backfillAll,
+  checkpointKey,
+  isThrottle,
+  type LookupEventsApi,
+  type LookupPage,
+  type Scope,
+  scopesOf,
+} from "./backfill.ts";
+export {
+  correlate,
+  DEFAULT_TUNNEL_SECONDS,
+  type Lookup,
+  PUSH_MATCH_MS,
+  samePrincipal,
+  WINDOW_SKEW_MS,
+  windowOf,
+} from "./correlate.ts";
+export {
+  type FileReport,
+  type ImportSummary,
+  importFiles,
+  importStream,
+  listLogFiles,
+  type Sink,
+  type StreamReport,
+} from "./files.ts";
+export * as Trail from "./index.ts";
+export {
+  addResults,
+  type Deps,
+  emptyResult,
+  type IngestOptions,
+  type IngestResult,
+  ingest,
+  LookupCache,
+  RECORRELATE_LOOKBACK_MS,
+  type RecorrelateResult,
+  recorrelate,
+} from "./ingest.ts";
+export { type MaintainDeps, type MaintainResult, maintain } from "./maintain.ts";
+export { contentId, identityOf, isInstanceConnect, keyFingerprint, normalize } from "./normalize.ts";
+export { emptyStats, LogFileError, type ScanStats, scanLog } from "./reader.ts";
+export * from "./schema.ts";
+export {
+  EVENTBRIDGE_DETAIL_TYPE,
+  EventBridgeEvent,
+  fromEventBridge,
+  importObjects,
+  type ObjectReport,
+  objectsOf,
+  receive,
+  type S3Object,
+} from "./sources.ts";
+export type { Checkpoint, ObservationFilter, RecordResult, TrailStore } from "./store.ts";

@@ -1,0 +1,156 @@
+import type { Push } from "../access/schema.ts";
+import { Audit } from "../audit/index.ts";
+import type { Info } from "../request/schema.ts";
+import type { Page } from "../util/page.ts";
+import type { Observation } from "./schema.ts";
+import type { Checkpoint, ObservationFilter, RecordResult, TrailStore } from "./store.ts";
+
+const clone = <T>(value: T): T => structuredClone(value);
+const byTime = (a: Observation, b: Observation) =>
+  (a.event.eventTime ?? a.observedAt).localeCompare(b.event.eventTime ?? b.observedAt) ||
+  a.eventId.localeCompare(b.eventId);
+
+/**
+ * The TrailStore port in memory, with the same semantics as the DynamoDB adapter (conditional writes, the
+ * audit chain linked in write order). For unit tests and the ingest benchmark's store-independent figure.
+ */
+export class MemoryTrailStore implements TrailStore {
+  readonly observations = new Map<string, Observation>();
+  readonly requests = new Map<string, Info>();
+  readonly pushes: Push[] = [];
+  readonly audit: Audit.Info[] = [];
+  private readonly checkpoints = new Map<string, Checkpoint>();
+  private readonly claims = new Set<string>();
+  private readonly byFingerprint = new Map<string, Push[]>();
+
+  putRequest(request: Info): void {
+    this.requests.set(request.id, clone(request));
+  }
+
+  putPush(push: Push): void {
+    this.pushes.push(clone(push));
+    const list = this.byFingerprint.get(push.fingerprint) ?? [];
+    list.push(clone(push));
+    this.byFingerprint.set(push.fingerprint, list);
+  }
+
+  private append(events: readonly Audit.Input[]): void {
+    const last = this.audit.at(-1);
+    this.audit.push(...Audit.link(last ? { seq: last.seq, hash: last.hash } : Audit.GENESIS, events));
+  }
+
+  async pushesByFingerprint(fingerprint: string): Promise<Push[]> {
+    return clone(this.byFingerprint.get(fingerprint) ?? []);
+  }
+
+  async request(requestId: string): Promise<Info | undefined> {
+    const found = this.requests.get(requestId);
+    return found ? clone(found) : undefined;
+  }
+
+  async requestsOf(email: string, from: string, to: string): Promise<Info[]> {
+    return [...this.requests.values()]
+      .filter(
+        (request) => request.requester === email && request.createdAt >= from && request.createdAt <= to,
+      )
+      .map(clone);
+  }
+
+  async record(entries: readonly { observation: Observation; audit: Audit.Input }[]): Promise<RecordResult> {
+    const result: RecordResult = { recorded: [], duplicates: [] };
+    const fresh = entries.filter(({ observation }) => {
+      if (this.observations.has(observation.eventId)) {
+        result.duplicates.push(observation.eventId);
+        return false;
+      }
+      return true;
+    });
+    for (const { observation } of fresh) {
+      this.observations.set(observation.eventId, clone(observation));
+      result.recorded.push(observation.eventId);
+    }
+    this.append(fresh.map(({ audit }) => audit));
+    return result;
+  }
+
+  async appendAudit(events: readonly Audit.Input[]): Promise<void> {
+    this.append(events);
+  }
+
+  async get(eventId: string): Promise<Observation | undefined> {
+    const found = this.observations.get(eventId);
+    return found ? clone(found) : undefined;
+  }
+
+  async replace(
+    observation: Observation,
+    expectedVersion: number,
+    audit: readonly Audit.Input[],
+  ): Promise<boolean> {
+    const stored = this.observations.get(observation.eventId);
+    if (!stored || stored.version !== expectedVersion) return false;
+    this.observations.set(observation.eventId, clone(observation));
+    this.append(audit);
+    return true;
+  }
+
+  async uncorrelated(since: string, limit: number): Promise<Observation[]> {
+    return [...this.observations.values()]
+      .filter((o) => o.verdict.classification === "unbrokered" && (o.event.eventTime ?? "") >= since)
+      .sort(byTime)
+      .slice(0, limit)
+      .map(clone);
+  }
+
+  async pendingAlerts(limit: number): Promise<Observation[]> {
+    return [...this.observations.values()]
+      .filter((o) => o.alert === "pending")
+      .sort(byTime)
+      .slice(0, limit)
+      .map(clone);
+  }
+
+  async list(
+    filter: ObservationFilter,
+    page: { limit: number; cursor?: string },
+  ): Promise<Page<Observation>> {
+    const all = [...this.observations.values()]
+      .filter((o) => {
+        const time = o.event.eventTime ?? o.observedAt;
+        return (
+          (!filter.from || time >= filter.from) &&
+          (!filter.to || time <= filter.to) &&
+          (!filter.classification || o.verdict.classification === filter.classification)
+        );
+      })
+      .sort(byTime);
+    const start = page.cursor ? Number(page.cursor) : 0;
+    const items = all.slice(start, start + page.limit).map(clone);
+    const next = start + page.limit;
+    return next < all.length ? { items, nextCursor: String(next) } : { items };
+  }
+
+  async ofRequest(requestId: string): Promise<Observation[]> {
+    return [...this.observations.values()]
+      .filter((o) => o.verdict.requestId === requestId)
+      .sort(byTime)
+      .map(clone);
+  }
+
+  async getCheckpoint(key: string): Promise<Checkpoint | undefined> {
+    const found = this.checkpoints.get(key);
+    return found ? clone(found) : undefined;
+  }
+
+  async putCheckpoint(key: string, checkpoint: Checkpoint, expectedVersion: number): Promise<boolean> {
+    if ((this.checkpoints.get(key)?.version ?? 0) !== expectedVersion) return false;
+    this.checkpoints.set(key, clone(checkpoint));
+    return true;
+  }
+
+  async claim(key: string): Promise<boolean> {
+    if (this.claims.has(key)) return false;
+    this.claims.add(key);
+    return true;
+  }
+}

@@ -1,0 +1,55 @@
+import type { Audit } from "../audit/index.ts";
+import type { Page } from "../util/page.ts";
+import type { Lookup } from "./correlate.ts";
+import type { Classification, Observation } from "./schema.ts";
+
+export interface ObservationFilter {
+  /** Event time range, inclusive (ISO). */
+  from?: string;
+  to?: string;
+  classification?: Classification;
+}
+
+/** Where a LookupEvents backfill of one account and region stands (saved after every page). */
+export interface Checkpoint {
+  /** Everything up to here has been read. */
+  completedUntil?: string;
+  /** The run in progress: its fixed time range (NextToken is only valid with identical parameters). */
+  run?: { start: string; end: string; nextToken?: string; pages: number };
+  updatedAt: string;
+  version: number;
+}
+
+export interface RecordResult {
+  /** Event ids written now (with their audit records). */
+  recorded: string[];
+  /** Event ids that were already stored: a duplicate delivery, nothing written. */
+  duplicates: string[];
+}
+
+/**
+ * Port: trail observations next to the audit chain. `record` writes each new observation together with its
+ * audit record (same transaction as the chain head), on condition that its event id is new: that
+ * conditional put is the dedupe, so duplicates, retries and concurrent deliveries write nothing twice.
+ */
+export interface TrailStore extends Lookup {
+  record(entries: readonly { observation: Observation; audit: Audit.Input }[]): Promise<RecordResult>;
+  get(eventId: string): Promise<Observation | undefined>;
+  /** Audit records about trail handling that change no observation (alerts sent). */
+  appendAudit(events: readonly Audit.Input[]): Promise<void>;
+  /** Replaces an observation if its version is still `expectedVersion`, with `audit` (may be empty). */
+  replace(observation: Observation, expectedVersion: number, audit: readonly Audit.Input[]): Promise<boolean>;
+  /** Unbrokered observations whose event time is at or after `since`, oldest first (re-correlation). */
+  uncorrelated(since: string, limit: number): Promise<Observation[]>;
+  /** Observations whose alert is pending, oldest first. */
+  pendingAlerts(limit: number): Promise<Observation[]>;
+  /** By event time, oldest first. */
+  list(filter: ObservationFilter, page: { limit: number; cursor?: string }): Promise<Page<Observation>>;
+  /** Every observation correlated to a request, oldest first. */
+  ofRequest(requestId: string): Promise<Observation[]>;
+  getCheckpoint(key: string): Promise<Checkpoint | undefined>;
+  /** Saves a checkpoint on condition that the stored one still has `expectedVersion` (0: none stored). */
+  putCheckpoint(key: string, checkpoint: Checkpoint, expectedVersion: number): Promise<boolean>;
+  /** True once per key, whoever asks: a conditional put (alert rate limiting). */
+  claim(key: string, ttlSeconds: number): Promise<boolean>;
+}
