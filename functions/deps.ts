@@ -16,8 +16,6 @@ import type { IngressDeps } from "../core/slack/ingress.ts";
 import { deferredHooks, hooks as notifyHooks } from "../core/slack/notices.ts";
 import { isUsableSecret } from "../core/slack/verify.ts";
 import type { WorkerDeps } from "../core/slack/worker.ts";
-import { Trail } from "../core/trail/index.ts";
-import { slackAlertSink } from "../core/trail/slack-sink.ts";
 import type { Deps } from "./api/routes.ts";
 
 /** What a deployed broker has: every port wired. */
@@ -104,31 +102,4 @@ export function s3FromEnv(): S3 {
       sessionToken: process.env.AWS_SESSION_TOKEN,
     }),
   });
-}
-
-export type TrailDeps = BrokerDeps & Trail.MaintainDeps & Trail.BackfillDeps;
-
-/**
- * The trail functions' deps (events, backfill, import, and the sweeper's trail pass): the broker's, plus
- * where alerts go (Slack's security channel when the stage has a bot token, the log otherwise) and
- * LookupEvents as each account's broker role (the CloudTrail SDK is loaded on first use).
- */
-export function trailDepsFromEnv(): TrailDeps {
-  const deps = depsFromEnv();
-  const slack = slackWorkerFromEnv();
-  const clients = awsClientsFor(deps.config.settings.aws.accounts);
-  let lookup: Promise<Trail.LookupEventsApi> | undefined;
-  return {
-    ...deps,
-    trail: deps.trail as Trail.TrailStore,
-    alerts: slack ? slackAlertSink(slack.slack, deps.config.settings.slack.securityChannel) : Trail.logSink,
-    lookupEvents: {
-      page: async (scope, input) => {
-        lookup ??= import("../core/aws/cloudtrail.ts").then(
-          ({ CloudTrailLookup }) => new CloudTrailLookup(clients),
-        );
-        return (await lookup).page(scope, input);
-      },
-    },
-  };
 }

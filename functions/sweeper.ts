@@ -1,7 +1,8 @@
 import { Grant } from "../core/grant/index.ts";
 import { Trail } from "../core/trail/index.ts";
 import { log } from "../core/util/log.ts";
-import { depsFromEnv, slackWorkerFromEnv, trailDepsFromEnv } from "./deps.ts";
+import { depsFromEnv, slackWorkerFromEnv } from "./deps.ts";
+import { trailDepsFromEnv } from "./trail-deps.ts";
 
 /**
  * Runs every minute: pending timeouts, scheduled starts and grant ends (with their side effects, Slack

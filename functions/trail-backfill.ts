@@ -1,6 +1,6 @@
 import type { Context } from "aws-lambda";
 import { Trail } from "../core/trail/index.ts";
-import { trailDepsFromEnv } from "./deps.ts";
+import { trailDepsFromEnv } from "./trail-deps.ts";
 
 /**
  * Scheduled (infra/trail.ts): LookupEvents for every account and region of the policy, as each account's

@@ -1,6 +1,6 @@
 import middy from "@middy/core";
 import { Trail } from "../core/trail/index.ts";
-import { trailDepsFromEnv } from "./deps.ts";
+import { trailDepsFromEnv } from "./trail-deps.ts";
 
 /**
  * EventBridge target of the rule on "AWS API Call via CloudTrail" from ec2-instance-connect (infra/trail.ts):

@@ -1,5 +1,6 @@
 import { Trail } from "../core/trail/index.ts";
-import { s3FromEnv, trailDepsFromEnv } from "./deps.ts";
+import { s3FromEnv } from "./deps.ts";
+import { trailDepsFromEnv } from "./trail-deps.ts";
 
 /**
  * S3 notifications from the CloudTrail bucket (infra/trail.ts): each new log file is streamed through the

@@ -1,12 +1,13 @@
-import * as z from "zod";
 import { ConflictError, NotFoundError } from "../error.ts";
 import { type Actor, Identity } from "../identity/index.ts";
 import type { Config } from "../policy/index.ts";
-import { InputTime } from "../request/schema.ts";
 import { parse } from "../util/fn.ts";
 import type { Page } from "../util/page.ts";
 import { type IngestResult, ingest, recorrelate } from "./ingest.ts";
-import { Classification, type Observation } from "./schema.ts";
+import { ImportInput, ListQuery, type Observation } from "./schema.ts";
+
+export { ImportInput, IngestSummary, ListQuery, MAX_IMPORT_RECORDS } from "./schema.ts";
+
 import type { TrailStore } from "./store.ts";
 
 /** What the API needs for trail routes; `trail` is absent on a broker wired without it. */
@@ -15,29 +16,6 @@ export interface ApiDeps {
   trail?: TrailStore;
   clock?: () => Date;
 }
-
-/** At most this many records per `POST /audit/trail` (the CLI sends batches well under the 64 KB body limit). */
-export const MAX_IMPORT_RECORDS = 200;
-
-export const ImportInput = z.strictObject({
-  records: z.array(z.unknown()).min(1).max(MAX_IMPORT_RECORDS),
-});
-
-export const IngestSummary = z.object({
-  received: z.number(),
-  skipped: z.number(),
-  recorded: z.number(),
-  duplicates: z.number(),
-  classifications: z.partialRecord(Classification, z.number()),
-});
-
-export const ListQuery = z.strictObject({
-  from: InputTime.optional(),
-  to: InputTime.optional(),
-  classification: Classification.optional(),
-  limit: z.coerce.number().int().min(1).max(200).default(50),
-  cursor: z.string().max(2_048).optional(),
-});
 
 /** Auditors and admins: they read the evidence, and import history into it. */
 export function isAuditor(actor: Actor, config: Config): boolean {

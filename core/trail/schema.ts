@@ -1,4 +1,5 @@
 import * as z from "zod";
+import { InputTime } from "../request/schema.ts";
 
 /** Every trail event lands in exactly one of these (design §5). */
 export const Classification = z.enum([
@@ -145,3 +146,26 @@ export type Observation = z.infer<typeof Observation>;
 export function timeOf(event: TrailEvent, fallback: string): string {
   return event.eventTime ?? fallback;
 }
+
+/** At most this many records per `POST /audit/trail` (the CLI sends batches well under the 64 KB body limit). */
+export const MAX_IMPORT_RECORDS = 200;
+
+export const ImportInput = z.strictObject({
+  records: z.array(z.unknown()).min(1).max(MAX_IMPORT_RECORDS),
+});
+
+export const IngestSummary = z.object({
+  received: z.number(),
+  skipped: z.number(),
+  recorded: z.number(),
+  duplicates: z.number(),
+  classifications: z.partialRecord(Classification, z.number()),
+});
+
+export const ListQuery = z.strictObject({
+  from: InputTime.optional(),
+  to: InputTime.optional(),
+  classification: Classification.optional(),
+  limit: z.coerce.number().int().min(1).max(200).default(50),
+  cursor: z.string().max(2_048).optional(),
+});

@@ -5,8 +5,8 @@ import * as AuditRead from "../../core/audit/read.ts";
 import { type Actor, Identity } from "../../core/identity/index.ts";
 import * as ReportSchema from "../../core/report/schema.ts";
 import { Request } from "../../core/request/index.ts";
-import { Trail } from "../../core/trail/index.ts";
-import * as TrailRead from "../../core/trail/read.ts";
+import type * as TrailRead from "../../core/trail/read.ts";
+import * as TrailSchema from "../../core/trail/schema.ts";
 import { RawResponse } from "../middleware/response.ts";
 
 /**
@@ -76,6 +76,9 @@ const AnchorCheck = z.object({
 const AnchoredVerification = z.intersection(Verification, z.object({ anchor: AnchorCheck.optional() }));
 
 const id = (params: RouteInput["params"]) => params.id ?? "";
+
+/** The trail reader (and the ingest behind imports) load on first use: no other route needs them. */
+const trailRead = () => import("../../core/trail/read.ts");
 
 export const routes: Route[] = [
   {
@@ -235,20 +238,20 @@ export const routes: Route[] = [
     path: "/audit/trail",
     summary: "Observed CloudTrail events of EC2 Instance Connect, by event time, classified (auditors)",
     auth: true,
-    query: TrailRead.ListQuery,
-    response: list(Trail.Observation),
+    query: TrailSchema.ListQuery,
+    response: list(TrailSchema.Observation),
     status: 200,
-    handle: ({ deps, actor, query }) => TrailRead.list(deps, actor, query),
+    handle: async ({ deps, actor, query }) => (await trailRead()).list(deps, actor, query),
   },
   {
     method: "POST",
     path: "/audit/trail",
     summary: "Import CloudTrail records (what `access audit import` reads from log files; auditors)",
     auth: true,
-    body: TrailRead.ImportInput,
-    response: TrailRead.IngestSummary,
+    body: TrailSchema.ImportInput,
+    response: TrailSchema.IngestSummary,
     status: 200,
-    handle: ({ deps, actor, body }) => TrailRead.importRecords(deps, actor, body),
+    handle: async ({ deps, actor, body }) => (await trailRead()).importRecords(deps, actor, body),
   },
   {
     method: "GET",
