@@ -343,6 +343,27 @@ export function unsafeCommandPath(path: string): string | undefined {
  * The key script decides who logs in, so nobody else may be able to change it: neither it nor a directory
  * above it may be group/world-writable (sshd itself only checks argv[0], here node). Returns the offender.
  */
+/**
+ * Where sshd runs the key script from: a root-owned system directory, not the checkout. A checkout may sit
+ * under /tmp (world-writable) or a 0700 home that `nobody` cannot read; the copy is named by its content
+ * hash, so two checkouts never overwrite each other's script.
+ */
+export const KEY_SCRIPT_DIR = "/var/lib/access-broker";
+
+export function installKeyScript(source = AUTHORIZED_KEYS_SCRIPT, dir = KEY_SCRIPT_DIR): string {
+  const content = readFileSync(source);
+  const digest = createHash("sha256").update(content).digest("hex").slice(0, 16);
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  chmodSync(dir, 0o755);
+  const target = join(dir, `authorized-keys-${digest}.mjs`);
+  if (!existsSync(target)) {
+    const partial = `${target}.${process.pid}.tmp`;
+    writeFileSync(partial, content, { mode: 0o644 });
+    renameSync(partial, target);
+  }
+  return target;
+}
+
 export function writableByOthers(path: string): string | undefined {
   let current = resolve(path);
   for (;;) {
@@ -361,9 +382,9 @@ function nobodyIds(): { uid: number; gid: number } {
 }
 
 /** Runs the key script as `nobody` once, so an unreadable checkout fails here rather than at every login. */
-function checkScriptRunsAsNobody(nodePath: string): void {
+function checkScriptRunsAsNobody(nodePath: string, script: string): void {
   const ids = nobodyIds();
-  const result = spawnSync(nodePath, [AUTHORIZED_KEYS_SCRIPT, "--check"], {
+  const result = spawnSync(nodePath, [script, "--check"], {
     ...ids,
     cwd: "/",
     encoding: "utf8",
@@ -372,7 +393,7 @@ function checkScriptRunsAsNobody(nodePath: string): void {
   });
   if (result.stdout.trim() !== "ok") {
     throw new DemoInstanceError(
-      `${COMMAND_USER} cannot run ${AUTHORIZED_KEYS_SCRIPT}: ${(result.error?.message ?? result.stderr).trim().split("\n").slice(-3).join(" ")}`,
+      `${COMMAND_USER} cannot run ${script}: ${(result.error?.message ?? result.stderr).trim().split("\n").slice(-3).join(" ")}`,
       "sshd runs the key lookup as nobody: every directory above the checkout needs o+x and the script o+r",
     );
   }
@@ -578,14 +599,15 @@ export async function startDemoInstance(options: DemoInstanceOptions): Promise<D
       "use a node installed system-wide (e.g. /usr/bin/node)",
     );
   }
-  const exposed = writableByOthers(AUTHORIZED_KEYS_SCRIPT);
+  const keyScript = installKeyScript();
+  const exposed = writableByOthers(keyScript);
   if (exposed) {
     throw new DemoInstanceError(
-      `${exposed} is group/world-writable, so others could change ${AUTHORIZED_KEYS_SCRIPT}, which decides who logs in`,
+      `${exposed} is group/world-writable, so others could change ${keyScript}, which decides who logs in`,
       `chmod go-w ${exposed}`,
     );
   }
-  checkScriptRunsAsNobody(nodePath);
+  checkScriptRunsAsNobody(nodePath, keyScript);
   for (const user of osUsers) ensureOsUser(user);
 
   const dataDir = resolve(options.dataDir);
@@ -631,7 +653,7 @@ export async function startDemoInstance(options: DemoInstanceOptions): Promise<D
         instanceIds: options.instanceIds,
         osUsers,
         nodePath,
-        scriptPath: AUTHORIZED_KEYS_SCRIPT,
+        scriptPath: keyScript,
       }),
       { mode: 0o600 },
     );

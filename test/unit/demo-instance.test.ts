@@ -9,6 +9,7 @@ import { fingerprint, selectKeys } from "../../local/demo-instance/authorized-ke
 import {
   AUTHORIZED_KEYS_SCRIPT,
   DemoInstanceError,
+  installKeyScript,
   isSshdAvailable,
   keyFingerprint,
   sshdConfig,
@@ -104,12 +105,15 @@ describe("sshdConfig", () => {
 });
 
 describe("path checks", () => {
-  it("finds a group/world-writable directory above a file, and passes this checkout's key script", () => {
+  it("finds a group/world-writable directory above a file, and passes the installed key script", () => {
     const open = mkdtempSync(join(dir, "open-"));
     chmodSync(open, 0o777);
     writeFileSync(join(open, "script.mjs"), "");
     expect(writableByOthers(join(open, "script.mjs"))).toBe(open);
-    expect(writableByOthers(AUTHORIZED_KEYS_SCRIPT)).toBeUndefined();
+    // The checkout may live under /tmp; sshd runs the copy installed in a root-owned directory.
+    const installed = installKeyScript();
+    expect(writableByOthers(installed)).toBeUndefined();
+    expect(readFileSync(installed, "utf8")).toBe(readFileSync(AUTHORIZED_KEYS_SCRIPT, "utf8"));
   });
 
   it("requires the AuthorizedKeysCommand (node) to be root-owned all the way up, as sshd does", () => {
