@@ -1,9 +1,6 @@
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { EC2InstanceConnectClient, SendSSHPublicKeyCommand } from "@aws-sdk/client-ec2-instance-connect";
 import WebSocket from "ws";
 import { parse, stringify } from "yaml";
@@ -137,13 +134,7 @@ export async function startTrailEmulator(): Promise<TrailEmulator> {
   };
 }
 
-/** An ed25519 key pair made with ssh-keygen; returns the public line. */
-export function makeKey(comment: string): { publicKey: string; cleanup: () => void } {
-  const dir = mkdtempSync(join(tmpdir(), "trail-key-"));
-  execFileSync("ssh-keygen", ["-q", "-N", "", "-t", "ed25519", "-C", comment, "-f", join(dir, "id")]);
-  const publicKey = readFileSync(join(dir, "id.pub"), "utf8").trim();
-  return { publicKey, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
-}
+export { makeKey } from "./keys.ts";
 
 /** Someone calling EC2 Instance Connect directly with their own keys (as the AWS CLI would). */
 export async function sendKey(

@@ -1,7 +1,4 @@
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { Access } from "../../core/access/index.ts";
@@ -14,6 +11,7 @@ import {
   type TestBroker,
 } from "../helpers/broker.ts";
 import { startTestEmulator, type TestEmulator } from "../helpers/emulator.ts";
+import { makeKey, type TestKey } from "../helpers/keys.ts";
 
 const ALICE = "alice@example.com";
 const BOB = "bob@example.com";
@@ -24,33 +22,18 @@ const DEMO_DNS = `${DEMO_ENDPOINT}.ec2-instance-connect-endpoint.us-east-1.amazo
 
 let emulator: TestEmulator;
 let broker: TestBroker;
-let keyDir: string;
+let key: TestKey;
 let publicKey: string;
-let fingerprint: string;
 
 beforeAll(async () => {
   emulator = await startTestEmulator();
-  keyDir = mkdtempSync(join(tmpdir(), "access-test-"));
-  execFileSync("ssh-keygen", [
-    "-q",
-    "-N",
-    "",
-    "-t",
-    "ed25519",
-    "-C",
-    "alice@laptop",
-    "-f",
-    join(keyDir, "id"),
-  ]);
-  publicKey = readFileSync(join(keyDir, "id.pub"), "utf8").trim();
-  fingerprint = execFileSync("ssh-keygen", ["-l", "-E", "sha256", "-f", join(keyDir, "id.pub")], {
-    encoding: "utf8",
-  }).split(" ")[1] as string;
+  key = makeKey("alice@laptop");
+  publicKey = key.publicKey;
 });
 
 afterAll(async () => {
   await emulator?.close();
-  rmSync(keyDir, { recursive: true, force: true });
+  key?.cleanup();
 });
 
 beforeEach(async () => {
@@ -97,7 +80,7 @@ describe("POST /grants/{id}/ssh-key", () => {
       grantId: grant.grantId,
       instanceId: DEMO_INSTANCE,
       osUser: "ec2-user",
-      fingerprint,
+      fingerprint: key.fingerprint,
       requestId: expect.any(String),
       pushedAt: expect.any(String),
       keyExpiresAt: new Date(Date.parse(pushed.body.pushedAt) + 60_000).toISOString(),
@@ -118,14 +101,18 @@ describe("POST /grants/{id}/ssh-key", () => {
     expect(pushes).toHaveLength(1);
     expect(pushes[0]?.data).toMatchObject({
       grantId: grant.grantId,
-      fingerprint,
+      fingerprint: key.fingerprint,
       instanceId: DEMO_INSTANCE,
       osUser: "ec2-user",
       awsRequestId: pushed.body.requestId,
       pushedAt: pushed.body.pushedAt,
     });
     expect(await broker.store.listPushes(grant.id)).toEqual([
-      expect.objectContaining({ status: "pushed", fingerprint, awsRequestId: pushed.body.requestId }),
+      expect.objectContaining({
+        status: "pushed",
+        fingerprint: key.fingerprint,
+        awsRequestId: pushed.body.requestId,
+      }),
     ]);
 
     const events = (await emulator.trail()).filter((event) => event.eventName === "SendSSHPublicKey");
@@ -161,7 +148,7 @@ describe("POST /grants/{id}/ssh-key", () => {
 
   it("refuses private key material with a 400 that does not repeat it, and pushes nothing", async () => {
     const grant = await activeGrant();
-    const privateKey = readFileSync(join(keyDir, "id"), "utf8");
+    const privateKey = readFileSync(key.privateKeyPath, "utf8");
     const refused = await push(grant.grantId, { publicKey: privateKey });
     expect(refused.status).toBe(400);
     expect(refused.body.error.code).toBe("key.private_key");

@@ -1,39 +1,25 @@
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestBroker, DEMO_CONFIG_TEXT, requestBody } from "../helpers/broker.ts";
 import { startTestEmulator, type TestEmulator } from "../helpers/emulator.ts";
+import { makeKey, type TestKey } from "../helpers/keys.ts";
 
 const ALICE = "alice@example.com";
 const BOB = "bob@example.com";
 const CAROL = "carol@example.com";
 
 let emulator: TestEmulator;
-let keyDir: string;
+let key: TestKey;
 let publicKey: string;
 
 beforeAll(async () => {
   emulator = await startTestEmulator();
-  keyDir = mkdtempSync(join(tmpdir(), "faults-test-"));
-  execFileSync("ssh-keygen", [
-    "-q",
-    "-N",
-    "",
-    "-t",
-    "ed25519",
-    "-C",
-    "alice@laptop",
-    "-f",
-    join(keyDir, "id"),
-  ]);
-  publicKey = readFileSync(join(keyDir, "id.pub"), "utf8").trim();
+  key = makeKey("alice@laptop");
+  publicKey = key.publicKey;
 });
 
 afterAll(async () => {
   await emulator?.close();
-  rmSync(keyDir, { recursive: true, force: true });
+  key?.cleanup();
 });
 
 describe("AWS throttling and 5xx", () => {

@@ -10,10 +10,7 @@
  * fault reaches the API and the failure paths (429s, failed push intents, IAM side effects healed by the
  * reconciler) are taken many times.
  */
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Audit } from "../../core/audit/index.ts";
 import { Grant } from "../../core/grant/index.ts";
@@ -21,6 +18,7 @@ import type { Request } from "../../core/request/index.ts";
 import { dueAt } from "../../core/request/lifecycle.ts";
 import { createTestBroker, DEMO_CONFIG_TEXT, type Response, type TestBroker } from "../helpers/broker.ts";
 import { startTestEmulator, type TestEmulator, type TrailRecord } from "../helpers/emulator.ts";
+import { makeKey, type TestKey } from "../helpers/keys.ts";
 
 const ALICE = "alice@example.com";
 const BOB = "bob@example.com";
@@ -34,29 +32,18 @@ const ALICE_ROLE = "arn:aws:iam::111122223333:role/alice";
 const CLIENT_TRIES = 12;
 
 let emulator: TestEmulator;
-let keyDir: string;
+let key: TestKey;
 let publicKey: string;
 
 beforeAll(async () => {
   emulator = await startTestEmulator();
-  keyDir = mkdtempSync(join(tmpdir(), "fault-lifecycle-"));
-  execFileSync("ssh-keygen", [
-    "-q",
-    "-N",
-    "",
-    "-t",
-    "ed25519",
-    "-C",
-    "alice@laptop",
-    "-f",
-    join(keyDir, "id"),
-  ]);
-  publicKey = readFileSync(join(keyDir, "id.pub"), "utf8").trim();
+  key = makeKey("alice@laptop");
+  publicKey = key.publicKey;
 });
 
 afterAll(async () => {
   await emulator?.close();
-  rmSync(keyDir, { recursive: true, force: true });
+  key?.cleanup();
 });
 
 interface Plan {

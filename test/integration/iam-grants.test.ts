@@ -1,7 +1,3 @@
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { EC2InstanceConnectClient, SendSSHPublicKeyCommand } from "@aws-sdk/client-ec2-instance-connect";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import WebSocket from "ws";
@@ -10,6 +6,7 @@ import { Grant } from "../../core/grant/index.ts";
 import { Request } from "../../core/request/index.ts";
 import { createTestBroker, DEMO_CONFIG_TEXT, requestBody, type TestBroker } from "../helpers/broker.ts";
 import { ALICE_KEYS, startTestEmulator, type TestEmulator } from "../helpers/emulator.ts";
+import { makeKey, type TestKey } from "../helpers/keys.ts";
 
 const ALICE = "alice@example.com";
 const BOB = "bob@example.com";
@@ -26,30 +23,19 @@ const CONFIG = DEMO_CONFIG_TEXT.replace(
 
 let emulator: TestEmulator;
 let broker: TestBroker;
-let keyDir: string;
+let key: TestKey;
 let publicKey: string;
 
 beforeAll(async () => {
   expect(CONFIG).not.toBe(DEMO_CONFIG_TEXT);
   emulator = await startTestEmulator();
-  keyDir = mkdtempSync(join(tmpdir(), "iam-grant-test-"));
-  execFileSync("ssh-keygen", [
-    "-q",
-    "-N",
-    "",
-    "-t",
-    "ed25519",
-    "-C",
-    "alice@laptop",
-    "-f",
-    join(keyDir, "id"),
-  ]);
-  publicKey = readFileSync(join(keyDir, "id.pub"), "utf8").trim();
+  key = makeKey("alice@laptop");
+  publicKey = key.publicKey;
 });
 
 afterAll(async () => {
   await emulator?.close();
-  rmSync(keyDir, { recursive: true, force: true });
+  key?.cleanup();
 });
 
 beforeEach(async () => {
