@@ -2,42 +2,13 @@ import { describe, expect, it } from "vitest";
 import { Policy } from "../../core/policy/index.ts";
 import { parseConfig } from "../../core/policy/yaml.ts";
 import * as Lifecycle from "../../core/request/lifecycle.ts";
-import type { Info } from "../../core/request/schema.ts";
 import { DEMO_CONFIG_TEXT } from "../helpers/config.ts";
+import { at, pending, T0 } from "../helpers/requests.ts";
 
 const config = parseConfig(DEMO_CONFIG_TEXT);
-const T0 = new Date("2026-11-21T10:00:00.000Z");
-const at = (seconds: number) => new Date(T0.getTime() + seconds * 1000);
 const bob = { email: "bob@example.com", groups: ["sre-leads"] };
 const dave = { email: "dave@example.com", groups: ["sre-leads"] };
 const alice = { email: "alice@example.com", groups: ["dev"] };
-
-function pending(overrides: Partial<Info> = {}): Info {
-  return {
-    id: "req_01m7y9ms5fjay2j5d0d4qd3wev",
-    grantId: "gr_01m7y9ms5fjay2j5d0d4qd3wev",
-    status: "pending",
-    version: 1,
-    requester: alice.email,
-    instanceId: "i-0a1b2c3d4e5f60718",
-    account: "111122223333",
-    region: "us-east-1",
-    target: "demo",
-    method: "ssh",
-    osUser: "ec2-user",
-    durationSeconds: 1800,
-    reason: "debug",
-    ruleId: "dev-demo",
-    breakGlass: false,
-    approvalsRequired: 1,
-    approvalsFrom: ["group:sre-leads"],
-    approvals: [],
-    createdAt: T0.toISOString(),
-    pendingUntil: at(1800).toISOString(),
-    extendedSeconds: 0,
-    ...overrides,
-  };
-}
 
 const ctx = (actor: typeof bob, now = at(60), rule = Policy.ruleById(config, "dev-demo")) => ({
   actor,
