@@ -9,46 +9,22 @@
  * synchronous and the smithy signer only offers a Promise API; tests cross-check both directions against
  * the real SDK signer and the AWS CLI's OpenTunnel test vector (protocols.md §1.2).
  */
-import { createHash, createHmac, type Hash, type Hmac, timingSafeEqual } from "node:crypto";
+
+import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 import { HttpRequest } from "@smithy/protocol-http";
 import { getCanonicalHeaders, SignatureV4Base } from "@smithy/signature-v4";
+import { Sha256 as NodeSha256 } from "../../core/aws/sha256.ts";
 import { AuthFailure } from "./contract.ts";
 
 const ALGORITHM = "AWS4-HMAC-SHA256";
 const EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 const AMZ_DATE = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/;
-/** SigV4's limit on X-Amz-Expires (one week). */
-export const MAX_PRESIGN_SECONDS = 604_800;
 
-/** SHA-256 / HMAC-SHA-256 from node:crypto in the shape `@smithy/signature-v4` wants (`sha256` option). */
-export class NodeSha256 {
-  private hash: Hash | Hmac;
-  constructor(private readonly secret?: string | ArrayBuffer | ArrayBufferView) {
-    this.hash = NodeSha256.create(secret);
-  }
-  private static create(secret?: string | ArrayBuffer | ArrayBufferView): Hash | Hmac {
-    if (secret === undefined) return createHash("sha256");
-    const key =
-      typeof secret === "string"
-        ? secret
-        : ArrayBuffer.isView(secret)
-          ? Buffer.from(secret.buffer, secret.byteOffset, secret.byteLength)
-          : Buffer.from(secret);
-    return createHmac("sha256", key);
-  }
-  update(data: string | ArrayBuffer | ArrayBufferView): void {
-    if (typeof data === "string") this.hash.update(data, "utf8");
-    else if (ArrayBuffer.isView(data))
-      this.hash.update(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
-    else this.hash.update(Buffer.from(data));
-  }
-  async digest(): Promise<Uint8Array> {
-    return new Uint8Array(this.hash.digest());
-  }
-  reset(): void {
-    this.hash = NodeSha256.create(this.secret);
-  }
-}
+/** SigV4's limit on X-Amz-Expires (one week). */
+/** SHA-256 / HMAC in the shape `@smithy/signature-v4` wants (the broker's own implementation). */
+export { NodeSha256 };
+
+export const MAX_PRESIGN_SECONDS = 604_800;
 
 /** Exposes smithy's canonical-request builder (protected on the base class). */
 class CanonicalRequestBuilder extends SignatureV4Base {

@@ -4,8 +4,9 @@
  * clock, a recorded trail, one-shot faults), an HTTP server that mounts services like the emulator does,
  * a presigner that builds OpenTunnel URLs exactly like the AWS CLI, and `ssh-keygen` public keys.
  */
+
 import { execFileSync } from "node:child_process";
-import { createHash, createHmac, type Hash, type Hmac } from "node:crypto";
+import { createHash, createHmac } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer, type IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -23,39 +24,7 @@ import {
   type Inventory,
   type TrailInput,
 } from "../../local/emulator/contract.ts";
-
-/** SHA-256 / HMAC-SHA-256 from node:crypto, in the shape @smithy/signature-v4 wants. */
-export class NodeSha256 {
-  private hash: Hash | Hmac;
-  constructor(private readonly secret?: string | ArrayBuffer | ArrayBufferView) {
-    this.hash = NodeSha256.create(secret);
-  }
-  private static create(secret?: string | ArrayBuffer | ArrayBufferView): Hash | Hmac {
-    if (secret === undefined) return createHash("sha256");
-    const key =
-      typeof secret === "string"
-        ? secret
-        : ArrayBuffer.isView(secret)
-          ? Buffer.from(secret.buffer, secret.byteOffset, secret.byteLength)
-          : Buffer.from(secret);
-    return createHmac("sha256", key);
-  }
-  update(data: string | ArrayBuffer | ArrayBufferView): void {
-    this.hash.update(
-      typeof data === "string"
-        ? data
-        : ArrayBuffer.isView(data)
-          ? Buffer.from(data.buffer, data.byteOffset, data.byteLength)
-          : Buffer.from(data),
-    );
-  }
-  async digest(): Promise<Uint8Array> {
-    return new Uint8Array(this.hash.digest());
-  }
-  reset(): void {
-    this.hash = NodeSha256.create(this.secret);
-  }
-}
+import { NodeSha256 } from "../../local/emulator/sigv4.ts";
 
 // ---------------------------------------------------------------------------------------------------------
 // A minimal IAM evaluator: enough condition operators to check what the services put in the context.
