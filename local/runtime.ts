@@ -28,6 +28,15 @@ export interface LocalAws {
   homeRegion?: string;
   /** Emulator time, when tests move it (role-session caching follows it). */
   clock?: () => Date;
+  /** Attempts per AWS call (default: the product's retry policy). */
+  maxAttempts?: number;
+}
+
+/** What tests vary beyond the production wiring. */
+export interface LocalOverrides {
+  scheduler?: Grant.Scheduler;
+  /** The broker's clock (tests move it). */
+  clock?: () => Date;
 }
 
 /**
@@ -41,6 +50,7 @@ export async function localDeps(
   endpoint: string,
   table: string,
   aws?: LocalAws,
+  overrides: LocalOverrides = {},
 ): Promise<BrokerDeps> {
   const raw = new DynamoDBClient({ ...LOCAL_AWS, endpoint });
   await ensureTable(raw, table);
@@ -54,6 +64,7 @@ export async function localDeps(
           credentials: aws.credentials,
           homeRegion: aws.homeRegion,
           clock: aws.clock,
+          maxAttempts: aws.maxAttempts,
         }),
       )
     : {
@@ -69,7 +80,8 @@ export async function localDeps(
     pushes: store,
     trail: new DynamoTrailStore(store, documentClient({ ...LOCAL_AWS, endpoint }), table),
     ...adapters,
-    scheduler: Grant.noScheduler,
+    scheduler: overrides.scheduler ?? Grant.noScheduler,
+    ...(overrides.clock ? { clock: overrides.clock } : {}),
   };
   deps.hooks = Grant.hooks(deps);
   return deps;

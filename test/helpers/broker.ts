@@ -6,20 +6,15 @@ import type {
   Context,
 } from "aws-lambda";
 import { inject } from "vitest";
-import { Access } from "../../core/access/index.ts";
-import { AwsClients, documentClient } from "../../core/aws/clients.ts";
+import { documentClient } from "../../core/aws/clients.ts";
 import { DynamoStore } from "../../core/aws/dynamo/store.ts";
-import { ensureTable } from "../../core/aws/dynamo/table.ts";
-import { DynamoTrailStore } from "../../core/aws/dynamo/trail-store.ts";
-import { awsAdapters } from "../../core/aws/index.ts";
-import { Grant } from "../../core/grant/index.ts";
+import type { Grant } from "../../core/grant/index.ts";
 import type { Config } from "../../core/policy/index.ts";
 import { parseConfig } from "../../core/policy/yaml.ts";
-import { Target } from "../../core/target/index.ts";
 import { createApi } from "../../functions/api/app.ts";
 import type { BrokerDeps } from "../../functions/deps.ts";
 import { LOCAL_AWS } from "../../local/dynamo.ts";
-import type { LocalAws } from "../../local/runtime.ts";
+import { type LocalAws, localDeps } from "../../local/runtime.ts";
 import { DEMO_CONFIG_TEXT } from "./config.ts";
 
 export { DEMO_CONFIG_TEXT };
@@ -62,8 +57,6 @@ export async function createTestBroker(
   const endpoint = inject("dynamoEndpoint");
   const table = `t-${randomUUID()}`;
   const raw = new DynamoDBClient({ ...LOCAL_AWS, endpoint });
-  await ensureTable(raw, table);
-  const store = new DynamoStore(documentClient({ ...LOCAL_AWS, endpoint }), table);
   const config: Config = parseConfig(configText);
   const clock = {
     now: new Date(),
@@ -71,34 +64,15 @@ export async function createTestBroker(
       clock.now = new Date(clock.now.getTime() + seconds * 1000);
     },
   };
-  const adapters = options.aws
-    ? awsAdapters(
-        config,
-        new AwsClients(config.settings.aws.accounts, {
-          endpoint: options.aws.endpoint,
-          credentials: options.aws.credentials,
-          homeRegion: options.aws.homeRegion,
-          clock: options.aws.clock,
-          maxAttempts: options.awsMaxAttempts,
-        }),
-      )
-    : {
-        targets: Target.fromPolicy(config),
-        keys: Access.notConfigured,
-        tunnels: Access.notConfigured,
-        iam: Grant.iamNotConfigured,
-      };
-  const deps: BrokerDeps = {
+  // The local runtime's own wiring, with the test's clock, scheduler and retry budget.
+  const deps = await localDeps(
     config,
-    requests: store,
-    audit: store,
-    pushes: store,
-    trail: new DynamoTrailStore(store, documentClient({ ...LOCAL_AWS, endpoint }), table),
-    ...adapters,
-    scheduler: options.scheduler ?? Grant.noScheduler,
-    clock: () => clock.now,
-  };
-  deps.hooks = Grant.hooks(deps);
+    endpoint,
+    table,
+    options.aws && { ...options.aws, maxAttempts: options.awsMaxAttempts },
+    { scheduler: options.scheduler, clock: () => clock.now },
+  );
+  const store = deps.requests as DynamoStore;
   // With isolated stores every call gets its own store instance — like separate Lambda containers,
   // with no shared in-process lock or cached audit head — so races are decided by DynamoDB alone.
   const document = documentClient({ ...LOCAL_AWS, endpoint });
