@@ -167,7 +167,13 @@ export class DynamoTrailStore implements TrailStore {
     return outcome.ok;
   }
 
-  private async indexed(index: string, pk: string, from: string, limit: number): Promise<Observation[]> {
+  /** `from` bounds the sort key from below; omit it for the whole partition (DynamoDB rejects "" there). */
+  private async indexed(
+    index: string,
+    pk: string,
+    from: string | undefined,
+    limit: number,
+  ): Promise<Observation[]> {
     const items: Item[] = [];
     let startKey: Item | undefined;
     do {
@@ -175,8 +181,8 @@ export class DynamoTrailStore implements TrailStore {
         new QueryCommand({
           TableName: this.table,
           IndexName: index,
-          KeyConditionExpression: `${index}pk = :pk AND ${index}sk >= :from`,
-          ExpressionAttributeValues: { ":pk": pk, ":from": from },
+          KeyConditionExpression: from ? `${index}pk = :pk AND ${index}sk >= :from` : `${index}pk = :pk`,
+          ExpressionAttributeValues: from ? { ":pk": pk, ":from": from } : { ":pk": pk },
           ExclusiveStartKey: startKey,
           Limit: Math.min(limit - items.length, 200),
         }),
@@ -197,7 +203,7 @@ export class DynamoTrailStore implements TrailStore {
   }
 
   async pendingAlerts(limit: number): Promise<Observation[]> {
-    const candidates = await this.indexed(INDEX.byStatus, "ALERT#pending", "", limit);
+    const candidates = await this.indexed(INDEX.byStatus, "ALERT#pending", undefined, limit);
     const fresh = await Promise.all(candidates.map((candidate) => this.get(candidate.eventId)));
     return fresh.filter((observation): observation is Observation => observation?.alert === "pending");
   }
