@@ -1,16 +1,37 @@
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative, resolve } from "node:path";
 import { type BuildOptions, build } from "esbuild";
 import { ROOT } from "../helpers/runtime.ts";
 
-/** Every Lambda handler infra/functions.ts deploys. */
+/**
+ * Every Lambda handler infra/ deploys (infra/functions.ts, infra/trail.ts), by the file its `handler:`
+ * names (`functions/<name>.handler`). benchBundles checks the list against infra/ before measuring.
+ */
 export const HANDLERS = {
   api: "functions/api.ts",
   sweeper: "functions/sweeper.ts",
   expire: "functions/expire.ts",
+  slack: "functions/slack.ts",
+  "slack-worker": "functions/slack-worker.ts",
+  "trail-events": "functions/trail-events.ts",
+  "trail-backfill": "functions/trail-backfill.ts",
+  "trail-import": "functions/trail-import.ts",
 } as const;
+
+/** The files infra/ deploys as handlers (`handler: "functions/<name>.handler"`), sorted. */
+export function deployedHandlers(): string[] {
+  const infra = join(ROOT, "infra");
+  return readdirSync(infra)
+    .filter((file) => file.endsWith(".ts"))
+    .flatMap((file) =>
+      [...readFileSync(join(infra, file), "utf8").matchAll(/\bhandler:\s*"(functions\/[\w/-]+)\.\w+"/g)].map(
+        (match) => `${match[1]}.ts`,
+      ),
+    )
+    .sort();
+}
 
 /**
  * The production bundle, as infra/functions.ts configures SST's esbuild: ESM, minified, module-first
@@ -88,6 +109,10 @@ export interface BundleRow {
 }
 
 export async function benchBundles(): Promise<BundleRow[]> {
+  const listed = Object.values(HANDLERS).sort();
+  const deployed = deployedHandlers();
+  if (listed.join() !== deployed.join())
+    throw new Error(`HANDLERS lists ${listed.join(", ")}; infra/ deploys ${deployed.join(", ")}`);
   const dir = mkdtempSync(join(tmpdir(), "bundle-bench-"));
   try {
     const rows: BundleRow[] = [];
