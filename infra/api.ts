@@ -26,6 +26,7 @@ const publicRoutes = ["GET /health", "GET /openapi.json"];
 
 const protectedRoutes = [
   "GET /me",
+  "GET /policy",
   "POST /requests",
   "GET /requests",
   "GET /requests/{id}",

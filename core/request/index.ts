@@ -426,10 +426,23 @@ export async function list(deps: Deps, actor: Actor, rawQuery: unknown = {}): Pr
   if (query.pendingForMe) {
     if (query.status && query.status !== "pending")
       throw new InputError("request.invalid_filter", "pendingForMe lists pending requests only");
+    if (query.requester !== undefined)
+      throw new InputError("request.invalid_filter", "pendingForMe and requester exclude each other");
     const mayDecide = (item: Info) =>
       item.requester !== actor.email &&
       (admin || Policy.canApprove(actor, Policy.ruleById(deps.config, item.ruleId), item.requester));
     return deps.requests.listByStatus("pending", { limit, cursor: query.cursor, filter: mayDecide });
+  }
+  if (query.requester !== undefined) {
+    if (query.mine && query.requester !== actor.email)
+      throw new InputError("request.invalid_filter", "mine and another requester exclude each other");
+    const requester = query.requester;
+    const status = query.status;
+    return deps.requests.listByRequester(requester, {
+      limit,
+      cursor: query.cursor,
+      filter: (item) => (!status || item.status === status) && visible(item),
+    });
   }
   if (query.mine) {
     const filter = query.status ? (item: Info) => item.status === query.status : undefined;

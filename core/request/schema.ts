@@ -184,6 +184,11 @@ export const ListQuery = z.strictObject({
   status: Status.optional(),
   mine: Flag.optional(),
   pendingForMe: Flag.optional(),
+  /** One requester's requests (those the caller may see): an approver's view of someone's history. */
+  requester: z
+    .email()
+    .transform((email) => email.toLowerCase())
+    .optional(),
   limit: z.coerce.number().int().min(1).max(100).default(50),
   cursor: z.string().max(2_048).optional(),
 });

@@ -1,5 +1,6 @@
 import { Identity } from "../identity/index.ts";
 import type { Config, Rule } from "../policy/schema.ts";
+import { connectCommand } from "../request/connect.ts";
 import type { Info } from "../request/schema.ts";
 import { formatDuration } from "../util/duration.ts";
 import type { Draft, Field, FieldError } from "./command.ts";
@@ -13,6 +14,9 @@ import type { DmKind } from "./schema.ts";
  * Everything a user typed is escaped before it reaches mrkdwn (`&`, `<`, `>`), so a reason cannot
  * mention `@channel`, fake a link or ping anyone.
  */
+
+/** Kept here too: Slack's callers import it with the rest of the message helpers. */
+export { connectCommand };
 
 export type Block = { type: string; block_id?: string; [key: string]: unknown };
 
@@ -84,27 +88,6 @@ export function accessText(item: Pick<Info, "method" | "osUser" | "port">): stri
   if (item.method === "ssh") return `ssh${item.osUser ? ` as ${code(item.osUser)}` : ""}`;
   if (item.method === "tunnel") return `a tunnel to port ${item.port ?? 22}`;
   return "rdp";
-}
-
-function localPortFor(port: number): number {
-  if (port === 22) return 2222;
-  if (port === 3389) return 13389;
-  return port < 1024 ? port + 10_000 : port;
-}
-
-/**
- * The exact command that connects with this grant: the `access` CLI for broker grants, the AWS CLI with
- * the requester's own credentials for IAM grant mode.
- */
-export function connectCommand(item: Info): string {
-  const port = item.method === "rdp" ? 3389 : (item.port ?? 22);
-  if (item.grantMode === "iam") {
-    if (item.method === "ssh")
-      return `aws ec2-instance-connect ssh --instance-id ${item.instanceId} --os-user ${item.osUser ?? "ec2-user"}`;
-    return `aws ec2-instance-connect open-tunnel --instance-id ${item.instanceId} --remote-port ${port} --local-port ${localPortFor(port)}`;
-  }
-  if (item.method === "ssh") return `access ssh ${item.grantId}`;
-  return `access tunnel ${item.grantId} --local-port ${localPortFor(port)}`;
 }
 
 function connectHint(item: Info): string {

@@ -3,6 +3,7 @@ import { Access } from "../../core/access/index.ts";
 import { Audit } from "../../core/audit/index.ts";
 import * as AuditRead from "../../core/audit/read.ts";
 import { type Actor, Identity } from "../../core/identity/index.ts";
+import * as PolicyView from "../../core/policy/view.ts";
 import * as ReportSchema from "../../core/report/schema.ts";
 import { Request } from "../../core/request/index.ts";
 import type * as TrailRead from "../../core/trail/read.ts";
@@ -98,6 +99,16 @@ export const routes: Route[] = [
     response: Identity.Profile,
     status: 200,
     handle: async ({ deps, actor }) => Identity.profile(actor, deps.config),
+  },
+  {
+    method: "GET",
+    path: "/policy",
+    summary:
+      "The policy as it concerns the caller: rules they may request, break glass or approve under, and their targets",
+    auth: true,
+    response: PolicyView.View,
+    status: 200,
+    handle: async ({ deps, actor }) => PolicyView.view(deps.config, actor),
   },
   {
     method: "POST",
