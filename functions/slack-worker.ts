@@ -1,11 +1,11 @@
-import { Slack } from "../core/slack/index.ts";
+import { runJob } from "../core/slack/worker.ts";
 import { log } from "../core/util/log.ts";
 import { slackWorkerFromEnv } from "./deps.ts";
 
 /**
  * The Slack worker, invoked asynchronously by the Slack endpoints and the API with one job each (a slash
  * command, a button click, or the notifications of a transition); the job is validated in core. Its async
- * retries are off (infra/functions.ts): Slack.runJob reports failures to the user itself.
+ * retries are off (infra/functions.ts): runJob reports failures to the user itself.
  */
 export async function handler(event: unknown): Promise<void> {
   const deps = slackWorkerFromEnv();
@@ -13,5 +13,5 @@ export async function handler(event: unknown): Promise<void> {
     log.warn("slack worker invoked without a bot token; job dropped");
     return;
   }
-  await Slack.runJob(deps, event);
+  await runJob(deps, event);
 }

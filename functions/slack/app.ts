@@ -1,6 +1,7 @@
 import middy from "@middy/core";
 import type { APIGatewayProxyEventV2, APIGatewayProxyResultV2 } from "aws-lambda";
-import { Slack } from "../../core/slack/index.ts";
+// The ingress module, not the Slack barrel: the worker and its renderers stay out of this cold start.
+import { type IngressDeps, receive } from "../../core/slack/ingress.ts";
 import { errorResponses } from "../middleware/errors.ts";
 import { json } from "../middleware/response.ts";
 
@@ -17,7 +18,7 @@ export function rawBody(event: Pick<APIGatewayProxyEventV2, "body" | "isBase64En
  * The Slack endpoints' Lambda: raw body and headers in, Slack.receive (verification first), the answer out.
  * `deps` is resolved on first use, so importing the module does no I/O.
  */
-export function createSlackHandler(deps: () => Slack.IngressDeps) {
+export function createSlackHandler(deps: () => IngressDeps) {
   return middy<APIGatewayProxyEventV2, APIGatewayProxyResultV2>()
     .use(errorResponses())
     .handler(async (event) => {
@@ -25,7 +26,7 @@ export function createSlackHandler(deps: () => Slack.IngressDeps) {
         Object.entries(event.headers ?? {}).map(([name, value]) => [name.toLowerCase(), value]),
       );
       const path = event.rawPath ?? event.requestContext?.http?.path ?? "";
-      const result = await Slack.receive(deps(), { path, headers, body: rawBody(event) });
+      const result = await receive(deps(), { path, headers, body: rawBody(event) });
       return result.body === undefined
         ? { statusCode: result.status, headers: { "cache-control": "no-store" }, body: "" }
         : json(result.status, result.body);
