@@ -3,13 +3,17 @@
  *
  * ssh: find (or ask for, and wait for) an active ssh grant → make a key pair locally → push the public key
  * (`POST /grants/{id}/ssh-key`, 60 s in instance metadata) → run the system `ssh` with that key only. The
- * route the broker answers decides how ssh reaches port 22: `direct` to a host, or `eice`, where ssh's
- * ProxyCommand is `access proxy <grant>`, which asks for a fresh presigned URL on every connection.
+ * route the broker answers decides how ssh reaches port 22: `direct` to a host, or `eice`, where this
+ * process holds the tunnel: it presigns while the key is pushed, listens on a Unix socket in a private
+ * directory, and ssh's ProxyCommand is relay.js, a few lines of plain Node that join ssh's stdio to that
+ * socket. (Running `access proxy` as the ProxyCommand would start the CLI a second time, a quarter second
+ * on the way to the first command.) `access proxy <grant>` remains the ProxyCommand for scp, rsync and
+ * ssh configs, and asks for a fresh presigned URL on every connection.
  */
 import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { chmodSync, mkdirSync } from "node:fs";
-import { constants } from "node:os";
+import { chmodSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { constants, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Access } from "../core/access/index.ts";
@@ -21,8 +25,8 @@ import * as Format from "./format.ts";
 import { existingKeyPair, generateKeyPair, type KeyPair } from "./keys.ts";
 import { resolveCredentials, sessionDir } from "./session.ts";
 
-// The websocket side (bridge.ts, tunnel.ts and ws) is imported by `proxy` and `tunnel` when they run:
-// `access ssh` never opens a websocket itself (its ProxyCommand does), so it does not load ws.
+// The websocket side (bridge.ts, tunnel.ts and ws) is imported when a tunnel is needed: commands that
+// never open one (and `access ssh` to a direct route) do not load ws.
 const websocket = () => import("./bridge.ts");
 
 /** `POST /grants/{id}/ssh-key` answer: the push, and the route ssh takes to port 22. */
@@ -33,6 +37,7 @@ export type TunnelAuthorization = Access.TunnelResult;
 type Page<T> = { items: T[]; nextCursor?: string };
 
 const BIN = fileURLToPath(new URL("./bin.js", import.meta.url));
+const RELAY = fileURLToPath(new URL("./relay.js", import.meta.url));
 const DEFAULT_OS_USER = "ec2-user";
 const GRANT_ID = /^gr_[0-9a-z]{26}$/i;
 const INSTANCE_ID = /^i-[0-9a-f]{8,17}$/;
@@ -381,6 +386,9 @@ export async function ssh(ctx: Ctx, target: string, command: string[], options: 
     throw new CliError(`grant ${grant.id} is for OS user ${grant.osUser}, not ${options.user}`);
   }
   const osUser = grant.osUser ?? options.user ?? DEFAULT_OS_USER;
+  // The grant says when the route is EICE: presign while the key is made and pushed.
+  const early = grant.network?.route.type === "eice" ? presign(client, grant.id) : undefined;
+  early?.catch(() => {}); // awaited below, or dropped if the push answers a direct route
 
   const key: KeyPair = options.identityFile
     ? existingKeyPair(options.identityFile)
@@ -403,19 +411,73 @@ export async function ssh(ctx: Ctx, target: string, command: string[], options: 
     ctx.io.stderr(
       `connecting to ${grant.instanceId} as ${osUser} ${via} (grant ${grant.id} ends ${Format.when(grant.endsAt, ctx.io.now())}; key ${push.fingerprint} valid until ${Format.when(push.keyExpiresAt, ctx.io.now())})\n`,
     );
-    const args = sshArgs({
-      keyPath: key.privateKeyPath,
-      osUser,
-      instanceId: grant.instanceId,
-      grantId: grant.id,
-      knownHostsFile: knownHostsFile(ctx, grant.instanceId),
-      route: push.route,
-      sshOptions: options.sshOption,
-      command,
-    });
-    return await runSsh(ctx, args, grant.endsAt, grant.id, credentials);
+    const relay =
+      push.route.type === "eice"
+        ? await relayTunnel(ctx, client, grant.id, early ?? presign(client, grant.id))
+        : undefined;
+    try {
+      const args = sshArgs({
+        keyPath: key.privateKeyPath,
+        osUser,
+        instanceId: grant.instanceId,
+        grantId: grant.id,
+        knownHostsFile: knownHostsFile(ctx, grant.instanceId),
+        route: push.route,
+        proxyArgv: relay && [process.execPath, RELAY, relay.path],
+        sshOptions: options.sshOption,
+        command,
+      });
+      return await runSsh(ctx, args, grant.endsAt, grant.id, credentials);
+    } finally {
+      await relay?.close();
+    }
   } finally {
     key.dispose();
+  }
+}
+
+interface Relay {
+  /** The Unix socket ssh's ProxyCommand (relay.js) connects to. */
+  path: string;
+  close(): Promise<void>;
+}
+
+/**
+ * The tunnel end of `access ssh` over EICE: a listener on a Unix socket in a fresh 0700 directory (so only
+ * this user can reach it), opening the websocket with the URL presigned earlier when ssh connects.
+ */
+async function relayTunnel(
+  ctx: Ctx,
+  client: Client,
+  grantId: string,
+  first: Promise<TunnelAuthorization>,
+): Promise<Relay> {
+  const [spare, { listenTunnel }] = await Promise.all([first, import("./tunnel.ts")]);
+  const dir = mkdtempSync(join(tmpdir(), "access-ssh-"));
+  const remove = () => rmSync(dir, { recursive: true, force: true });
+  const path = join(dir, "tunnel.sock");
+  try {
+    const listener = await listenTunnel({
+      path,
+      maxConnections: 1,
+      authorize: () => presign(client, grantId),
+      spare,
+      eiceEndpoint: resolveCredentials(ctx.io.env).eiceEndpoint,
+      // ssh reports a connection that went nowhere itself; the reason is ours to tell.
+      log: (line, level) => {
+        if (level === "error") ctx.io.stderr(`[access] tunnel ${line}\n`);
+      },
+    });
+    return {
+      path,
+      close: async () => {
+        await listener.close();
+        remove();
+      },
+    };
+  } catch (error) {
+    remove();
+    throw error;
   }
 }
 

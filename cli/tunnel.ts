@@ -2,6 +2,7 @@
  * `access tunnel --local-port N`: a loopback listener where every accepted TCP connection gets its own
  * freshly presigned URL and its own websocket, like `aws ec2-instance-connect open-tunnel --local-port`
  * (protocols.md §1.4). Connections beyond `maxConnections` are refused: EICE allows 20 per endpoint.
+ * `access ssh` listens the same way on a Unix socket in a private directory instead of a port.
  */
 import { createServer, type Server, type Socket } from "node:net";
 import type WebSocket from "ws";
@@ -14,21 +15,25 @@ export interface PresignedUrl {
 }
 
 export interface TunnelListenerOptions {
-  localPort: number;
+  /** A loopback TCP port (0: any free one)… */
+  localPort?: number;
   host?: string;
+  /** …or a Unix socket path, reachable only as its directory's permissions allow. */
+  path?: string;
   maxConnections?: number;
   /** A new presigned URL; called once per accepted connection (URLs are single-use bearer tokens). */
   authorize(): Promise<PresignedUrl>;
   /** A URL obtained already (e.g. to print the banner), used by the first connection while still fresh. */
   spare?: PresignedUrl;
   eiceEndpoint?: string;
-  /** One line per event: accepted, closed, refused, failed. */
-  log(line: string): void;
+  /** One line per event: accepted and closed (`info`), refused and failed (`error`). */
+  log(line: string, level: "info" | "error"): void;
   now?: () => number;
 }
 
 export interface TunnelListener {
-  port: number;
+  /** The TCP port, or undefined when listening on a Unix socket. */
+  port: number | undefined;
   host: string;
   /** Open connections. */
   connections(): number;
@@ -57,10 +62,11 @@ export async function listenTunnel(options: TunnelListenerOptions): Promise<Tunn
 
   const serve = async (client: Socket) => {
     const id = ++sequence;
-    const peer = `${client.remoteAddress}:${client.remotePort}`;
+    const peer = options.path ? "the local socket" : `${client.remoteAddress}:${client.remotePort}`;
     if (closing || clients.size >= max) {
       options.log(
         `refused connection #${id} from ${peer}: ${max} connections are open (--max-connections ${max})`,
+        "error",
       );
       client.destroy();
       return;
@@ -79,14 +85,15 @@ export async function listenTunnel(options: TunnelListenerOptions): Promise<Tunn
         socket.close(1000);
         return;
       }
-      options.log(`connection #${id} from ${peer} opened`);
+      options.log(`connection #${id} from ${peer} opened`, "info");
       client.off("error", early);
       const result = await bridge({ socket, input: client, output: client, endOutput: true });
       options.log(
         `connection #${id} closed by the ${result.endedBy === "local" ? "client" : "endpoint"} (sent ${result.bytesSent} bytes, received ${result.bytesReceived})`,
+        "info",
       );
     } catch (error) {
-      options.log(`connection #${id} from ${peer} failed: ${(error as Error).message}`);
+      options.log(`connection #${id} from ${peer} failed: ${(error as Error).message}`, "error");
       client.destroy();
     } finally {
       clients.delete(client);
@@ -97,13 +104,15 @@ export async function listenTunnel(options: TunnelListenerOptions): Promise<Tunn
   const server: Server = createServer({ pauseOnConnect: true }, (client) => void serve(client));
   await new Promise<void>((done, fail) => {
     server.once("error", fail);
-    server.listen(options.localPort, host, () => {
+    const listening = () => {
       server.off("error", fail);
       done();
-    });
+    };
+    if (options.path) server.listen(options.path, listening);
+    else server.listen(options.localPort ?? 0, host, listening);
   });
   const address = server.address();
-  const port = typeof address === "object" && address ? address.port : options.localPort;
+  const port = typeof address === "object" && address ? address.port : undefined;
 
   return {
     port,

@@ -1,7 +1,12 @@
+import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { type AddressInfo, connect, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { PassThrough, Readable, Writable } from "node:stream";
+import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type WebSocket, WebSocketServer } from "ws";
 import { bridge, CHUNK_BYTES, openTunnel, TunnelError, tunnelAddress } from "../../cli/bridge.ts";
@@ -300,6 +305,11 @@ describe("bridge", () => {
   });
 });
 
+function tcpPort(listener: { port: number | undefined }): number {
+  if (listener.port === undefined) throw new Error("expected a TCP listener");
+  return listener.port;
+}
+
 describe("listenTunnel", () => {
   it("gives every TCP connection its own websocket and presigned URL, reusing a fresh spare once", async () => {
     let presigned = 0;
@@ -318,7 +328,7 @@ describe("listenTunnel", () => {
     });
     const roundTrip = (text: string) =>
       new Promise<{ socket: Socket; answer: string }>((done, fail) => {
-        const socket = connect(listener.port, "127.0.0.1", () => socket.write(text));
+        const socket = connect(tcpPort(listener), "127.0.0.1", () => socket.write(text));
         socket.once("data", (data) => done({ socket, answer: data.toString() }));
         socket.once("error", fail);
       });
@@ -332,7 +342,7 @@ describe("listenTunnel", () => {
     ]);
 
     // A third connection is over --max-connections: refused without a websocket.
-    const third = connect(listener.port, "127.0.0.1");
+    const third = connect(tcpPort(listener), "127.0.0.1");
     await new Promise((resolve) => third.once("close", resolve));
     expect(logs.join("\n")).toMatch(/refused connection #3 .*2 connections are open/);
     expect(seen.length - before).toBe(2);
@@ -355,11 +365,74 @@ describe("listenTunnel", () => {
       eiceEndpoint: endpoint,
       log: (line) => logs.push(line),
     });
-    const client = connect(listener.port, "127.0.0.1");
+    const client = connect(tcpPort(listener), "127.0.0.1");
     await new Promise((resolve) => client.once("close", resolve));
     expect(logs.join("\n")).toMatch(
       /connection #1 from 127\.0\.0\.1:\d+ failed: .* refused the tunnel: HTTP 403/,
     );
     await listener.close();
+  });
+
+  it("listens on a Unix socket for access ssh, and relay.js joins ssh's stdio to it", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "relay-test-"));
+    const path = join(dir, "tunnel.sock");
+    const logs: { line: string; level: string }[] = [];
+    const before = seen.length;
+    const listener = await listenTunnel({
+      path,
+      maxConnections: 1,
+      authorize: async () => ({
+        url: url("echo", "&n=fresh"),
+        expiresAt: new Date(Date.now() + 60_000).toISOString(),
+      }),
+      spare: { url: url("echo", "&n=spare"), expiresAt: new Date(Date.now() + 60_000).toISOString() },
+      eiceEndpoint: endpoint,
+      log: (line, level) => logs.push({ line, level }),
+    });
+    try {
+      expect(listener.port).toBeUndefined();
+      expect(statSync(path).isSocket()).toBe(true);
+      // What ssh does: run the relay with our socket and talk through its stdin/stdout.
+      const relay = spawn(process.execPath, [
+        fileURLToPath(new URL("../../cli/relay.js", import.meta.url)),
+        path,
+      ]);
+      const payload = randomBytes(300_000);
+      const answer: Buffer[] = [];
+      relay.stdout.on("data", (chunk: Buffer) => {
+        answer.push(chunk);
+        if (Buffer.concat(answer).length === payload.length) relay.stdin.end();
+      });
+      relay.stdin.write(payload);
+      const code = await new Promise((done) => relay.once("exit", done));
+      expect(code).toBe(0);
+      expect(Buffer.concat(answer).equals(payload)).toBe(true);
+      // The presigned spare was used: no second presign for ssh's one connection.
+      expect(
+        seen.slice(before).map((record) => new URL(record.path, "ws://x").searchParams.get("n")),
+      ).toEqual(["spare"]);
+      expect(logs.filter((entry) => entry.level === "error")).toEqual([]);
+    } finally {
+      await listener.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("relay.js exits non-zero with a message when nothing listens on the socket", async () => {
+    const relay = spawn(
+      process.execPath,
+      [
+        fileURLToPath(new URL("../../cli/relay.js", import.meta.url)),
+        join(tmpdir(), "no-such-dir", "s.sock"),
+      ],
+      { stdio: ["pipe", "pipe", "pipe"] },
+    );
+    let stderr = "";
+    relay.stderr.on("data", (chunk) => {
+      stderr += chunk;
+    });
+    const code = await new Promise((done) => relay.once("exit", done));
+    expect(code).toBe(255);
+    expect(stderr).toMatch(/access: the tunnel relay lost its socket: .*ENOENT/);
   });
 });

@@ -2,7 +2,7 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { createServer, type Server } from "node:http";
 import { type AddressInfo, connect } from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { PassThrough, Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WebSocketServer } from "ws";
@@ -18,6 +18,7 @@ const GRANT = "gr_01jxexample000000000000000";
 const INSTANCE = "i-0a1b2c3d4e5f60718";
 const DNS = "eice-0demo00000000001.ec2-instance-connect-endpoint.us-east-1.amazonaws.com";
 const NOW = new Date();
+const LATER = new Date(NOW.getTime() + 60_000).toISOString();
 const temps: string[] = [];
 const temp = () => {
   const dir = mkdtempSync(join(tmpdir(), "access-connect-"));
@@ -89,7 +90,9 @@ interface Call {
   body: any;
 }
 
-function fakeFetch(reply: (call: Call) => { status?: number; body?: unknown }) {
+type Reply = { status?: number; body?: unknown };
+
+function fakeFetch(reply: (call: Call) => Reply | Promise<Reply>) {
   const calls: Call[] = [];
   const fetch = (async (input: string | URL | globalThis.Request, init: RequestInit = {}) => {
     const url = new URL(String(input));
@@ -100,7 +103,7 @@ function fakeFetch(reply: (call: Call) => { status?: number; body?: unknown }) {
       body: typeof init.body === "string" ? JSON.parse(init.body) : undefined,
     };
     calls.push(call);
-    const answer = reply(call);
+    const answer = await reply(call);
     return new Response(JSON.stringify(answer.body ?? {}), {
       status: answer.status ?? 200,
       headers: { "content-type": "application/json" },
@@ -296,6 +299,8 @@ describe("access ssh", () => {
         return {
           body: push({ type: "eice", endpointId: "eice-0demo00000000001", privateIp: "10.0.1.10", port: 22 }),
         };
+      if (call.path === `/grants/${GRANT}/tunnel`)
+        return { body: { url: "wss://eice.example/openTunnel?X-Amz-Signature=x", expiresAt: LATER } };
       return { status: 404 };
     });
     const result = await cli(["ssh", GRANT, "--", "uptime"], fetch, { env: { PATH: ssh.path } });
@@ -313,9 +318,57 @@ describe("access ssh", () => {
     const keyPath = argv[argv.indexOf("-i") + 1] as string;
     expect(existsSync(keyPath)).toBe(false);
     expect(argv.slice(-3)).toEqual(["--", INSTANCE, "uptime"]);
-    expect(argv).toContain(
-      `ProxyCommand=${process.execPath} ${join(import.meta.dirname, "../../cli/bin.js")} proxy ${GRANT}`,
-    );
+    // This process holds the tunnel; ssh's ProxyCommand is the relay to its private Unix socket, which is
+    // gone once ssh has exited.
+    const proxyCommand = argv.find((word) => word.startsWith("ProxyCommand="));
+    const relay = `ProxyCommand=${process.execPath} ${join(import.meta.dirname, "../../cli/relay.js")} `;
+    expect(proxyCommand?.startsWith(relay)).toBe(true);
+    const socketPath = proxyCommand?.slice(relay.length) ?? "";
+    expect(socketPath).toMatch(/access-ssh-[^/]+\/tunnel\.sock$/);
+    expect(existsSync(dirname(socketPath))).toBe(false);
+    expect(calls.filter((call) => call.path === `/grants/${GRANT}/tunnel`)).toHaveLength(1);
+  });
+
+  it("presigns the tunnel while pushing the key when the grant already says the route is EICE", async () => {
+    const ssh = fakeSsh();
+    const order: string[] = [];
+    // The push waits (up to 2 s) for the presign to arrive: if they were not in flight together, it fails.
+    let releasePush: (presigned: boolean) => void = () => {};
+    const pushHeld = new Promise<boolean>((done) => {
+      releasePush = done;
+      setTimeout(() => done(false), 2_000).unref();
+    });
+    const route = { type: "eice", endpointId: "eice-0demo00000000001", privateIp: "10.0.1.10", port: 22 };
+    const withNetwork = {
+      ...grant,
+      network: {
+        vpcId: "vpc-1",
+        subnetId: "subnet-1",
+        privateIp: "10.0.1.10",
+        route: {
+          type: "eice",
+          endpointId: "eice-0demo00000000001",
+          dnsName: "eice.example",
+          ip: "10.0.1.10",
+        },
+        resolvedAt: NOW.toISOString(),
+      },
+    };
+    const { fetch } = fakeFetch(async (call) => {
+      order.push(call.path);
+      if (call.path === `/grants/${GRANT}`) return { body: withNetwork };
+      if (call.path === `/grants/${GRANT}/ssh-key`) {
+        return (await pushHeld) ? { body: push(route) } : { status: 503 };
+      }
+      if (call.path === `/grants/${GRANT}/tunnel`) {
+        releasePush(true);
+        return { body: { url: "wss://eice.example/openTunnel?X-Amz-Signature=x", expiresAt: LATER } };
+      }
+      return { status: 404 };
+    });
+    const result = await cli(["ssh", GRANT, "--", "uptime"], fetch, { env: { PATH: ssh.path } });
+    expect(result.code).toBe(7);
+    expect(order).toEqual([`/grants/${GRANT}`, `/grants/${GRANT}/tunnel`, `/grants/${GRANT}/ssh-key`]);
   });
 
   it("asks for a grant with --for/--reason when there is none, waits for approval, then connects", async () => {
