@@ -4,36 +4,45 @@ import { connectCommand } from "../request/connect.ts";
 import type { Info } from "../request/schema.ts";
 import { formatDuration } from "../util/duration.ts";
 import type { Draft, Field, FieldError } from "./command.ts";
+import {
+  accessText,
+  type Block,
+  code,
+  escapeText,
+  type Message,
+  MODAL_BLOCKS,
+  MODAL_CALLBACK,
+  mrkdwn,
+  plain,
+  section,
+  type View,
+  when,
+} from "./kit.ts";
 import type { DmKind } from "./schema.ts";
 
 /**
  * Block Kit for every message the broker sends to Slack. Pure functions of the stored request (and the
  * rule), so a message can be rendered again at any time from the table — which is what keeps approval
- * messages right when approvers race (see notify.ts).
- *
- * Everything a user typed is escaped before it reaches mrkdwn (`&`, `<`, `>`), so a reason cannot
- * mention `@channel`, fake a link or ping anyone.
+ * messages right when approvers race (see notify.ts). The basics they are built from, and what the Slack
+ * endpoint answers with, are in kit.ts (re-exported here): the endpoint loads that, not these renderers.
  */
+
+export {
+  accessText,
+  type Block,
+  type Ephemeral,
+  ephemeral,
+  escapeText,
+  type Message,
+  MODAL_BLOCKS,
+  MODAL_CALLBACK,
+  submittedView,
+  type View,
+  when,
+} from "./kit.ts";
 
 /** Kept here too: Slack's callers import it with the rest of the message helpers. */
 export { connectCommand };
-
-export type Block = { type: string; block_id?: string; [key: string]: unknown };
-
-export interface Message {
-  /** Fallback for notifications and clients without Block Kit; Slack recommends it alongside blocks. */
-  text: string;
-  blocks: Block[];
-}
-
-export interface View {
-  type: "modal";
-  callback_id: string;
-  title: { type: "plain_text"; text: string };
-  submit?: { type: "plain_text"; text: string };
-  close?: { type: "plain_text"; text: string };
-  blocks: Block[];
-}
 
 /** Action ids: what a button asks for. The value carries the id it applies to. */
 export const ACTIONS = {
@@ -46,24 +55,10 @@ export const ACTIONS = {
   review: "breakglass.review",
 } as const;
 
-export const MODAL_CALLBACK = "access_request";
 /** How much one Extend click asks for (capped by what the rule still allows). */
 export const EXTEND_STEP_SECONDS = 30 * 60;
 
-/** Slack's mrkdwn control characters (docs: "Escaping text"). */
-export function escapeText(text: string): string {
-  return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
-}
-
-const plain = (text: string) => ({ type: "plain_text" as const, text: text.slice(0, 150), emoji: true });
-const mrkdwn = (text: string) => ({ type: "mrkdwn", text: text.slice(0, 3_000) });
-const section = (text: string, fields?: string[]): Block => ({
-  type: "section",
-  text: mrkdwn(text),
-  ...(fields?.length ? { fields: fields.slice(0, 10).map((field) => mrkdwn(field)) } : {}),
-});
 const context = (text: string): Block => ({ type: "context", elements: [mrkdwn(text)] });
-const code = (text: string) => `\`${text.replace(/`/g, "ˋ")}\``;
 
 /** How people are named: a Slack mention when the directory binds their id, else their email. */
 export type Namer = (email: string) => string;
@@ -73,21 +68,6 @@ export function namer(config: Config): Namer {
     const id = Identity.slackUserIdOf(email, config);
     return id ? `<@${id}>` : escapeText(email);
   };
-}
-
-/** A time every reader sees in their own zone (Slack date formatting), with a UTC fallback. */
-export function when(iso: string | undefined): string {
-  if (!iso) return "—";
-  const date = new Date(iso);
-  const fallback = `${date.toISOString().slice(0, 16).replace("T", " ")} UTC`;
-  return `<!date^${Math.floor(date.getTime() / 1000)}^{date_short_pretty} {time}|${fallback}>`;
-}
-
-/** "ssh as `ec2-user`", "a tunnel to port 22", "rdp". */
-export function accessText(item: Pick<Info, "method" | "osUser" | "port">): string {
-  if (item.method === "ssh") return `ssh${item.osUser ? ` as ${code(item.osUser)}` : ""}`;
-  if (item.method === "tunnel") return `a tunnel to port ${item.port ?? 22}`;
-  return "rdp";
 }
 
 function connectHint(item: Info): string {
@@ -457,18 +437,6 @@ export function breakGlassAlert(item: Info, rule: Rule | undefined, names: Namer
   };
 }
 
-/** Block ids of the request modal, per draft field (errors are reported against these). */
-export const MODAL_BLOCKS: Record<Field | "breakGlass", string> = {
-  instanceId: "instance",
-  method: "method",
-  osUser: "target",
-  port: "target",
-  durationSeconds: "duration",
-  reason: "reason",
-  ticket: "ticket",
-  breakGlass: "break_glass",
-};
-
 export interface ModalContext {
   draft: Partial<Draft>;
   errors: FieldError[];
@@ -582,33 +550,3 @@ export function requestModal({ draft, errors, breakGlassAllowed }: ModalContext)
     blocks,
   };
 }
-
-/** What the modal turns into once the request exists. */
-export function submittedView(item: Info, channel: string | undefined): View {
-  const status =
-    item.status === "pending"
-      ? `Waiting for ${item.approvalsRequired} approval${item.approvalsRequired === 1 ? "" : "s"}${channel ? ` in ${escapeText(channel)}` : ""}. You will get a DM when it is decided.`
-      : `Active until ${when(item.endsAt)}. Your DM has the command to connect.`;
-  return {
-    type: "modal",
-    callback_id: `${MODAL_CALLBACK}_done`,
-    title: plain("Access requested") as View["title"],
-    close: plain("Done") as View["close"],
-    blocks: [
-      section(
-        `${accessText(item)} on ${code(item.instanceId)} for *${formatDuration(item.durationSeconds)}* — ${code(item.id)}\n${status}`,
-      ),
-    ],
-  };
-}
-
-/** A reply only the person who typed the command (or clicked) sees. */
-export function ephemeral(text: string, blocks?: Block[]) {
-  return {
-    response_type: "ephemeral" as const,
-    replace_original: false,
-    text,
-    ...(blocks ? { blocks } : {}),
-  };
-}
-export type Ephemeral = ReturnType<typeof ephemeral>;

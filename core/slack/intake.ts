@@ -2,10 +2,12 @@ import { createHash } from "node:crypto";
 import { AppError } from "../error.ts";
 import { type Actor, Identity } from "../identity/index.ts";
 import { type Config, Policy } from "../policy/index.ts";
+import { connectCommand } from "../request/connect.ts";
 import type { CreateInput, Info } from "../request/schema.ts";
 import { formatDuration } from "../util/duration.ts";
-import { accessText, connectCommand, escapeText, type Namer, when } from "./blocks.ts";
+import type { Namer } from "./blocks.ts";
 import type { Draft, Field, FieldError } from "./command.ts";
+import { accessText, escapeText, when } from "./kit.ts";
 
 /**
  * Between Slack and `Request.create`: who the Slack user is, what they asked for as a CreateInput (with the

@@ -1,5 +1,5 @@
 import type { Request } from "../request/index.ts";
-import type { Block, Ephemeral, Message, View } from "./blocks.ts";
+import type { Block, Ephemeral, Message, View } from "./kit.ts";
 import type { JobInput } from "./schema.ts";
 
 /**
