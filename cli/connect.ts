@@ -15,7 +15,6 @@ import { randomUUID } from "node:crypto";
 import { chmodSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { constants, tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import type { Access } from "../core/access/index.ts";
 import type { Request } from "../core/request/index.ts";
 import { ApiError, type Client, segment } from "./client.ts";
@@ -23,6 +22,7 @@ import { duration } from "./commands.ts";
 import { CliError, type Ctx, EXIT } from "./context.ts";
 import * as Format from "./format.ts";
 import { existingKeyPair, generateKeyPair, type KeyPair } from "./keys.ts";
+import { BIN, RELAY } from "./paths.ts";
 import { resolveCredentials, sessionDir } from "./session.ts";
 
 // The websocket side (bridge.ts, tunnel.ts and ws) is imported when a tunnel is needed: commands that
@@ -36,8 +36,6 @@ export type TunnelAuthorization = Access.TunnelResult;
 
 type Page<T> = { items: T[]; nextCursor?: string };
 
-const BIN = fileURLToPath(new URL("./bin.js", import.meta.url));
-const RELAY = fileURLToPath(new URL("./relay.js", import.meta.url));
 const DEFAULT_OS_USER = "ec2-user";
 const GRANT_ID = /^gr_[0-9a-z]{26}$/i;
 const INSTANCE_ID = /^i-[0-9a-f]{8,17}$/;

@@ -46,3 +46,7 @@ if (missing.length > 0) {
     if (missing.some((entry) => entry.apt.startsWith("openjdk"))) process.exit(1);
   }
 }
+
+// The compiled CLI (dist/cli): `access` starts ~3× faster with it; bin.js ignores it once sources change.
+const { buildCli } = await import("./build-cli.mjs");
+await buildCli();
