@@ -59,7 +59,7 @@ function check(result: RunResult, what: string): void {
 
 const STEPS = [
   "approve (POST /requests/{id}/approve)",
-  "access CLI start (node + tsx + imports)",
+  "access CLI start (node + compiled CLI, tsx if stale)",
   "GET /grants/{id}",
   "ssh-keygen + key push (POST …/ssh-key → SendSSHPublicKey) ∥ tunnel presign (POST …/tunnel)",
   "ssh start + relay.js start + websocket open + EICE → sshd connect",

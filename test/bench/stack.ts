@@ -8,7 +8,7 @@
  * directory it makes goes away in `close()`, which also runs on SIGINT/SIGTERM and on the way out of the
  * benchmark's `finally`.
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import type { Server } from "node:http";
 import { tmpdir } from "node:os";
@@ -98,6 +98,10 @@ export function sshBenchUnavailable(): string | undefined {
 }
 
 export async function startBenchStack(): Promise<BenchStack> {
+  // Measure the CLI users run: the compiled copy `npm start` builds (bin.js falls back to tsx without it).
+  execFileSync(process.execPath, [resolve(import.meta.dirname, "../../scripts/build-cli.mjs")], {
+    stdio: "ignore",
+  });
   const temps: string[] = [];
   const children = new Set<ChildProcess>();
   const cleanups: Array<() => Promise<void> | void> = [];
