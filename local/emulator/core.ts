@@ -1,22 +1,22 @@
 /**
- * The emulator's core: the clock, the IAM directory and credential store, SigV4 authentication, the trail
- * and fault injection, behind the `EmulatorCore` contract the services program against.
+ * The emulator's core: the clock, the IAM directory and credential store, SigV4 authentication, the trail,
+ * S3's objects and fault injection, behind the `EmulatorCore` contract the services program against.
  */
 
 import { TrailStore } from "./cloudtrail.ts";
-import {
-  type Authenticated,
-  AuthFailure,
-  type Caller,
-  type ConditionContext,
-  type Decision,
-  type EmulatorCore,
-  type TrailInput,
+import type {
+  Authenticated,
+  Caller,
+  ConditionContext,
+  Decision,
+  EmulatorCore,
+  TrailInput,
 } from "./contract.ts";
 import { type FaultConfig, FaultInjector } from "./faults.ts";
 import { IamDirectory } from "./iam.ts";
 import type { EmulatorInventory } from "./inventory.ts";
-import { errorStyleFor, verifySigV4 } from "./sigv4.ts";
+import { S3Store } from "./s3.ts";
+import { authFailure, errorStyleFor, verifySigV4 } from "./sigv4.ts";
 
 /** Emulator time: a base clock (real time unless given) plus an offset tests can move. */
 export class Clock {
@@ -55,7 +55,12 @@ export interface EmulatorState extends EmulatorCore {
   iam: IamDirectory;
   trail: TrailStore;
   faults: FaultInjector;
-  /** Back to the start: drops sessions, policy changes, the trail; restores the initial faults and clock. */
+  /** The objects of the inventory's S3 buckets. */
+  s3: S3Store;
+  /**
+   * Back to the start: drops sessions, policy changes, the trail and S3 objects; restores the initial faults
+   * and clock.
+   */
   reset(): void;
 }
 
@@ -68,6 +73,7 @@ export function createCore(options: CoreOptions): EmulatorState {
     ...(options.trailTarget === undefined ? {} : { target: options.trailTarget }),
   });
   const faults = new FaultInjector(options.faults);
+  const s3 = new S3Store(options.inventory.buckets, now);
   const upstreams = { ...options.upstreams };
 
   return {
@@ -76,6 +82,7 @@ export function createCore(options: CoreOptions): EmulatorState {
     iam,
     trail,
     faults,
+    s3,
     now,
     authenticate(request): Authenticated {
       const verified = verifySigV4(
@@ -96,16 +103,7 @@ export function createCore(options: CoreOptions): EmulatorState {
       const caller: Caller | undefined = iam.caller(verified.accessKeyId);
       if (caller === undefined) {
         // The key vanished between verification and lookup (a reset): answer as for an unknown key.
-        const style = errorStyleFor(verified.service);
-        throw new AuthFailure(
-          style === "ec2" ? 401 : 403,
-          style === "ec2"
-            ? "AuthFailure"
-            : style === "query"
-              ? "InvalidClientTokenId"
-              : "UnrecognizedClientException",
-          "The security token included in the request is invalid.",
-        );
+        throw authFailure(errorStyleFor(verified.service), "unknown-key");
       }
       return { caller, region: verified.region, service: verified.service };
     },
@@ -122,6 +120,7 @@ export function createCore(options: CoreOptions): EmulatorState {
       clock.setOffset(0);
       iam.reset();
       trail.reset();
+      s3.reset();
       faults.configure(options.faults ?? {});
     },
   };

@@ -1,6 +1,6 @@
 /**
  * The emulator's world, read from YAML (`local/demo/inventory.yaml`): accounts with their IAM users and
- * roles (trust, inline policies, access keys), EC2 instances and EC2 Instance Connect Endpoints.
+ * roles (trust, inline policies, access keys), EC2 instances, EC2 Instance Connect Endpoints and S3 buckets.
  * The schema fills in what AWS would compute: ARNs, unique ids (`AIDA…`/`AROA…`, stable per ARN),
  * endpoint DNS names, the endpoint's availability zone.
  */
@@ -147,6 +147,26 @@ const Endpoint = z.strictObject({
   createdAt: z.iso.datetime().default("2024-01-01T00:00:00Z"),
 });
 
+/** An S3 bucket. Only its own account reaches it (bucket policies are not emulated). */
+const Bucket = z.strictObject({
+  name: z
+    .string()
+    .regex(
+      /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/,
+      "must be an S3 bucket name: 3-63 lower-case letters, digits, dots and hyphens",
+    ),
+  account: AccountId,
+  region: Region,
+  /** Object Lock with a default retention (what infra/storage.ts sets on the anchor bucket); implies versioning. */
+  objectLock: z
+    .strictObject({
+      mode: z.enum(["COMPLIANCE", "GOVERNANCE"]),
+      days: z.number().int().min(1).max(36_500),
+    })
+    .optional(),
+});
+export type InventoryBucket = z.output<typeof Bucket>;
+
 type StoredPolicies = Record<string, { text: string; policy: Policy }>;
 type AccessKeyEntry = z.output<typeof AccessKey>;
 
@@ -201,6 +221,7 @@ export interface EmulatorInventory extends Inventory {
   accounts: InventoryAccount[];
   instances: EmulatorInstance[];
   endpoints: EmulatorEndpoint[];
+  buckets: InventoryBucket[];
 }
 
 export const InventoryFile = z
@@ -208,6 +229,7 @@ export const InventoryFile = z
     accounts: z.array(Account).default([]),
     instances: z.array(Instance).default([]),
     endpoints: z.array(Endpoint).default([]),
+    buckets: z.array(Bucket).default([]),
   })
   .superRefine((file, ctx) => {
     const duplicate = (path: (string | number)[], message: string) =>
@@ -241,6 +263,10 @@ export const InventoryFile = z
     file.endpoints.forEach((endpoint, e) => {
       once("endpoint", endpoint.id, ["endpoints", e, "id"]);
     });
+    // Bucket names are global across accounts and regions.
+    file.buckets.forEach((bucket, b) => {
+      once("bucket", bucket.name, ["buckets", b, "name"]);
+    });
   })
   .transform((file): EmulatorInventory => {
     const accounts = file.accounts.map(
@@ -271,7 +297,7 @@ export const InventoryFile = z
         networkInterfaceIds: [`eni-${stableHex(endpoint.id)}`],
       };
     });
-    return { accounts, instances, endpoints };
+    return { accounts, instances, endpoints, buckets: file.buckets };
   });
 
 export type InventoryInput = z.input<typeof InventoryFile>;

@@ -3,8 +3,8 @@
  * official SDK clients and the AWS CLI work against it through endpoint overrides.
  *
  * Dispatch: the admin API (`/_emulator/…`) first; then every service in order — the built-ins (STS, IAM,
- * EC2, CloudTrail: they claim requests by the SigV4 credential scope's service, or by `Action=` /
- * `X-Amz-Target` when unsigned), then those from `options.services(core)` (EIC, EICE, metadata). The first
+ * EC2, CloudTrail, S3: they claim requests by the SigV4 credential scope's service, or by `Action=` /
+ * `X-Amz-Target` / an existing bucket's path when unsigned), then those from `options.services(core)` (EIC, EICE, metadata). The first
  * whose `handle()` returns true answered; if none does, the protocol's own "unknown operation" error.
  * `upgrade` requests (websockets) are offered to services' `upgrade()` the same way.
  *
@@ -12,7 +12,10 @@
  *   GET  /_emulator/trail   → {"Records": [...]} every CloudTrail record so far (oldest first)
  *   GET|POST /_emulator/faults  → read / replace the fault config (see faults.ts)
  *   GET|POST /_emulator/clock   {"offsetSeconds": n} sets, {"advanceSeconds": n} moves emulator time
- *   POST /_emulator/reset   → sessions, IAM changes, trail, services' state, faults and clock back to start
+ *   POST /_emulator/reset   → sessions, IAM changes, trail, S3 objects, services' state, faults and clock
+ *                             back to start
+ *   POST /_emulator/s3/deliver-trail  {"bucket": "…", "prefix"?: "…"} → {"keys": [...]}: the trail records
+ *                             not yet delivered there, written as CloudTrail log files (one per account/region)
  */
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
@@ -24,10 +27,12 @@ import { type CoreOptions, createCore, type EmulatorState } from "./core.ts";
 import { ec2Service } from "./ec2.ts";
 import { iamService } from "./iam.ts";
 import { type EmulatorInventory, loadInventory } from "./inventory.ts";
+import { MAX_PUT_BYTES, s3Service } from "./s3.ts";
+import { claimedScope } from "./sigv4.ts";
 import { stsService } from "./sts.ts";
-import { classify, type ServiceDeps, sendError, sourceIp } from "./wire.ts";
+import { classify, headerRecord, queryRecord, type ServiceDeps, sendError, sourceIp } from "./wire.ts";
 
-/** Request bodies above this are refused (413) before any service sees them. */
+/** Request bodies above this are refused (413) before any service sees them; S3 PUTs may be larger. */
 export const MAX_BODY_BYTES = 1024 * 1024;
 
 export interface EmulatorOptions extends Omit<CoreOptions, "inventory"> {
@@ -56,14 +61,14 @@ function isLoopback(address: string): boolean {
 
 class BodyTooLarge extends Error {}
 
-async function readBody(request: IncomingMessage): Promise<Buffer> {
+async function readBody(request: IncomingMessage, limit = MAX_BODY_BYTES): Promise<Buffer> {
   const declared = Number(request.headers["content-length"] ?? 0);
-  if (declared > MAX_BODY_BYTES) throw new BodyTooLarge();
+  if (declared > limit) throw new BodyTooLarge();
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of request) {
     size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES) throw new BodyTooLarge();
+    if (size > limit) throw new BodyTooLarge();
     chunks.push(chunk as Buffer);
   }
   return Buffer.concat(chunks);
@@ -84,6 +89,17 @@ function sendAdmin(response: ServerResponse, status: number, payload?: unknown):
   response.end(body);
 }
 
+/** S3 takes object bodies; everything else is an API call whose body stays small. */
+function bodyLimit(request: IncomingMessage): number {
+  const url = request.url ?? "/";
+  const search = url.includes("?") ? url.slice(url.indexOf("?") + 1) : "";
+  const scope = claimedScope({
+    headers: headerRecord(request),
+    query: queryRecord(new URLSearchParams(search)),
+  });
+  return scope?.service === "s3" && request.method === "PUT" ? MAX_PUT_BYTES : MAX_BODY_BYTES;
+}
+
 function parseJson(body: Buffer): unknown {
   return body.length === 0 ? {} : JSON.parse(body.toString("utf8"));
 }
@@ -102,6 +118,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
     iamService(core, core.iam, deps),
     ec2Service(core, inventory, deps),
     cloudTrailService(core, core.trail, deps),
+    s3Service(core, core.s3, deps),
     ...(options.services?.(core) ?? []),
   ];
 
@@ -139,6 +156,23 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
             return;
           }
           sendAdmin(response, 200, clockState());
+          return;
+        }
+        case "POST /_emulator/s3/deliver-trail": {
+          const input = parseJson(body) as { bucket?: unknown; prefix?: unknown } | null;
+          if (
+            typeof input?.bucket !== "string" ||
+            (input.prefix !== undefined && typeof input.prefix !== "string")
+          ) {
+            sendAdmin(response, 400, { error: 'Send {"bucket": "<name>", "prefix"?: "<key prefix>"}' });
+            return;
+          }
+          const keys = core.s3.deliverTrail(
+            core.trail.all(),
+            input.bucket,
+            input.prefix as string | undefined,
+          );
+          sendAdmin(response, 200, { keys });
           return;
         }
         case "POST /_emulator/reset":
@@ -195,7 +229,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
       await admin(request, response, path);
       return;
     }
-    const body = await readBody(request);
+    const body = await readBody(request, bodyLimit(request));
     for (const service of services) {
       if (await service.handle(request, body, response)) return;
     }

@@ -18,6 +18,7 @@ import { AuthFailure } from "./contract.ts";
 
 const ALGORITHM = "AWS4-HMAC-SHA256";
 const EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+const UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD";
 const AMZ_DATE = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/;
 
 /** SigV4's limit on X-Amz-Expires (one week). */
@@ -35,6 +36,8 @@ class CanonicalRequestBuilder extends SignatureV4Base {
       credentials: { accessKeyId: "", secretAccessKey: "" },
       sha256: NodeSha256,
       applyChecksum: false,
+      // S3 signs the path as sent (encoded once, not normalized); every other service double-encodes it.
+      uriEscapePath: service !== "s3",
     });
   }
   build(request: HttpRequest, headers: Record<string, string>, payloadHash: string): string {
@@ -43,11 +46,15 @@ class CanonicalRequestBuilder extends SignatureV4Base {
 }
 
 /** How a protocol spells authentication failures. */
-export type ErrorStyle = "json" | "query" | "ec2";
+export type ErrorStyle = "json" | "query" | "ec2" | "s3";
 
-/** EC2 has its own codes; STS and IAM share the query ones; JSON services (CloudTrail, EIC) the JSON ones. */
+/**
+ * EC2 and S3 have their own codes; STS and IAM share the query ones; JSON services (CloudTrail, EIC) the
+ * JSON ones.
+ */
 export function errorStyleFor(service: string | undefined): ErrorStyle {
   if (service === "ec2") return "ec2";
+  if (service === "s3") return "s3";
   if (service === "sts" || service === "iam") return "query";
   return "json";
 }
@@ -58,6 +65,7 @@ export type AuthProblem =
   | "unknown-key"
   | "bad-token"
   | "signature"
+  | "payload-hash"
   | "skew"
   | "url-expired"
   | "expires-range"
@@ -76,6 +84,7 @@ const CODES: Record<ErrorStyle, Record<AuthProblem, [number, string, string?]>> 
     "unknown-key": [403, "UnrecognizedClientException", INVALID_TOKEN],
     "bad-token": [403, "UnrecognizedClientException", INVALID_TOKEN],
     signature: [403, "InvalidSignatureException", MISMATCH],
+    "payload-hash": [403, "InvalidSignatureException", MISMATCH],
     skew: [403, "InvalidSignatureException"],
     "url-expired": [403, "InvalidSignatureException"],
     "expires-range": [400, "AuthorizationQueryParametersError"],
@@ -87,6 +96,7 @@ const CODES: Record<ErrorStyle, Record<AuthProblem, [number, string, string?]>> 
     "unknown-key": [403, "InvalidClientTokenId", INVALID_TOKEN],
     "bad-token": [403, "InvalidClientTokenId", INVALID_TOKEN],
     signature: [403, "SignatureDoesNotMatch", MISMATCH],
+    "payload-hash": [403, "SignatureDoesNotMatch", MISMATCH],
     skew: [403, "SignatureDoesNotMatch"],
     "url-expired": [403, "SignatureDoesNotMatch"],
     "expires-range": [400, "AuthorizationQueryParametersError"],
@@ -98,10 +108,40 @@ const CODES: Record<ErrorStyle, Record<AuthProblem, [number, string, string?]>> 
     "unknown-key": [401, "AuthFailure", "AWS was not able to validate the provided access credentials"],
     "bad-token": [401, "AuthFailure", "AWS was not able to validate the provided access credentials"],
     signature: [401, "AuthFailure", "AWS was not able to validate the provided access credentials"],
+    "payload-hash": [401, "AuthFailure", "AWS was not able to validate the provided access credentials"],
     skew: [400, "RequestExpired"],
     "url-expired": [400, "RequestExpired"],
     "expires-range": [400, "AuthorizationQueryParametersError"],
     "token-expired": [400, "RequestExpired", "Request has expired."],
+  },
+  // S3's REST-XML codes (S3 API Reference, "Error responses").
+  s3: {
+    missing: [403, "AccessDenied", "Access Denied"],
+    incomplete: [400, "AuthorizationHeaderMalformed"],
+    "unknown-key": [
+      403,
+      "InvalidAccessKeyId",
+      "The AWS Access Key Id you provided does not exist in our records.",
+    ],
+    "bad-token": [400, "InvalidToken", "The provided token is malformed or otherwise invalid."],
+    signature: [
+      403,
+      "SignatureDoesNotMatch",
+      "The request signature we calculated does not match the signature you provided. Check your key and signing method.",
+    ],
+    "payload-hash": [
+      400,
+      "XAmzContentSHA256Mismatch",
+      "The provided 'x-amz-content-sha256' header does not match what was computed.",
+    ],
+    skew: [
+      403,
+      "RequestTimeTooSkewed",
+      "The difference between the request time and the current time is too large.",
+    ],
+    "url-expired": [403, "AccessDenied", "Request has expired"],
+    "expires-range": [400, "AuthorizationQueryParametersError"],
+    "token-expired": [400, "ExpiredToken", "The provided token has expired."],
   },
 };
 
@@ -356,10 +396,13 @@ export function verifySigV4(request: SignedRequest, options: VerifyOptions): Ver
   )
     fail("bad-token");
 
-  const payloadHash = sha256Hex(request.body);
+  // S3 takes UNSIGNED-PAYLOAD (and presigned URLs never sign the payload); for every other service a declared
+  // payload hash the body does not have is a mismatch.
+  const s3 = scope.service === "s3";
+  let payloadHash = s3 && request.presigned ? UNSIGNED_PAYLOAD : sha256Hex(request.body);
   const contentSha = request.presigned ? undefined : request.headers["x-amz-content-sha256"];
-  // A declared payload hash the body does not have (or UNSIGNED-PAYLOAD, which only S3 takes) is a mismatch.
-  if (contentSha !== undefined && contentSha !== payloadHash) fail("signature");
+  if (s3 && contentSha === UNSIGNED_PAYLOAD) payloadHash = UNSIGNED_PAYLOAD;
+  else if (contentSha !== undefined && contentSha !== payloadHash) fail("payload-hash");
   const canonical = canonicalRequestOf(request, scope, signedHeaders, payloadHash);
   const expected = signCanonicalRequest(canonical, key.secretAccessKey, dateText as string, scope);
   if (!sameSecret((signature as string).toLowerCase(), expected)) fail("signature");
