@@ -15,10 +15,11 @@ import type { Deps } from "../functions/api/routes.ts";
 import { toResponse } from "../functions/middleware/errors.ts";
 import type { createSlackHandler } from "../functions/slack/app.ts";
 import type { DevIssuer } from "./issuer.ts";
+import { serveWeb } from "./web-static.ts";
 
 /** Hard cap before the handler's own 64 KB check, so a huge upload cannot fill memory. */
 const MAX_RAW_BODY = 1024 * 1024;
-const PUBLIC_PATHS = new Set(["/health", "/openapi.json", "/dev/login", "/dev/jwks.json"]);
+const PUBLIC_PATHS = new Set(["/health", "/openapi.json", "/dev/login", "/dev/jwks.json", "/dev/users"]);
 const TEXT_TYPES = /^(application\/json|text\/)/;
 
 export interface DevServerOptions {
@@ -36,6 +37,11 @@ export interface DevServerOptions {
    * Gateway (Slack signs its requests instead); without it those paths answer 404.
    */
   slack?: ReturnType<typeof createSlackHandler>;
+  /**
+   * The built web app (web/build.ts output): `/assets/*` and page navigations (browser GETs asking for
+   * HTML, without a token) are served from it; everything else is the API (local/web-static.ts).
+   */
+  webDir?: string;
 }
 
 type Handler = ReturnType<typeof createApi>;
@@ -100,6 +106,25 @@ export function createDevServer(options: DevServerOptions): { server: Server; ha
       const url = new URL(request.url ?? "/", "http://localhost");
       const body = await readBody(request);
       const path = url.pathname;
+      const method = request.method ?? "GET";
+      const headers: Record<string, string> = {};
+      for (const [name, value] of Object.entries(request.headers)) {
+        if (value !== undefined) headers[name.toLowerCase()] = Array.isArray(value) ? value.join(",") : value;
+      }
+      if (options.webDir && serveWeb(options.webDir, method, path, headers, response)) return;
+      if (path === "/dev/users" && method === "GET") {
+        // The local sign-in page's user picker: the demo directory, as `POST /dev/login` accepts it.
+        const users = options.deps.config.directory.users.map(({ email, name, groups }) => ({
+          email,
+          name,
+          groups,
+        }));
+        return send(response, {
+          statusCode: 200,
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ users }),
+        });
+      }
       if (path === "/dev/login" && request.method === "POST") {
         return send(response, {
           statusCode: 200,
@@ -115,10 +140,6 @@ export function createDevServer(options: DevServerOptions): { server: Server; ha
           headers: { "content-type": "application/json" },
           body: JSON.stringify(options.issuer.jwks()),
         });
-      }
-      const headers: Record<string, string> = {};
-      for (const [name, value] of Object.entries(request.headers)) {
-        if (value !== undefined) headers[name.toLowerCase()] = Array.isArray(value) ? value.join(",") : value;
       }
       let authorizer:
         | { jwt: { claims: Record<string, string | number | boolean | string[]>; scopes: string[] } }

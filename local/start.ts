@@ -7,6 +7,7 @@ import { loadConfig } from "../core/policy/yaml.ts";
 import { Slack } from "../core/slack/index.ts";
 import { log } from "../core/util/log.ts";
 import { createSlackHandler } from "../functions/slack/app.ts";
+import { buildWeb } from "../web/build.ts";
 import { DemoInstanceError, demoInstanceIds, startDemoInstance } from "./demo-instance.ts";
 import { freePort, startDynamoLocal } from "./dynamo.ts";
 import { loadInventory } from "./emulator/inventory.ts";
@@ -180,6 +181,9 @@ async function main() {
       ? `  Slack: fake Web API at ${fake.apiUrl} (what the broker posted: ${fake.url}_fake/calls)`
       : "  Slack: the workspace of SLACK_BOT_TOKEN (point the app's request URLs at this server)";
 
+    // The web app, built fresh into this runtime's data directory (esbuild: well under a second), so two
+    // runtimes never share a build and what is served always matches the checkout.
+    const web = await buildWeb({ outDir: resolve(dataDir, "web") });
     const issuer = await createDevIssuer(`${url}/dev`, resolve(dataDir, "dev-issuer.jwk"));
     const eiceEndpoint = emulator.url.replace(/^http/, "ws");
     const { server } = createDevServer({
@@ -188,6 +192,7 @@ async function main() {
       port,
       eiceEndpoint,
       slack: createSlackHandler(() => slack.ingress),
+      webDir: web.outDir,
     });
     try {
       await listen(server, port);
@@ -227,6 +232,7 @@ async function main() {
       [
         "",
         `access-broker is running at ${url}`,
+        `  web app: ${url}/ (sign in as any user below)`,
         `  config: ${configPath}`,
         `  data:   ${dataDir} (DynamoDB Local, persisted)`,
         `  AWS emulator: ${emulator.url} (EC2, EC2 Instance Connect, EICE, STS, IAM, CloudTrail; ${inventoryPath})`,

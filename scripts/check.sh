@@ -3,3 +3,4 @@
 set -euo pipefail
 npx biome ci .
 npx tsc --noEmit -p .
+npx tsc --noEmit -p web

@@ -1,0 +1,354 @@
+import { readFileSync, rmSync } from "node:fs";
+import type { Browser, BrowserContext, Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { isolatedContext, launchChromium, screenshot } from "../helpers/browser.ts";
+import { type RunningRuntime, startRuntime } from "../helpers/runtime.ts";
+
+// The web app in real Chromium against the real local runtime (`npm start`): sign-in with the dev issuer,
+// the approvals inbox, my access, the request form, reports and the audit explorer.
+
+const DEMO = "i-0a1b2c3d4e5f60718";
+const ALICE = "alice@example.com";
+const BOB = "bob@example.com";
+const CAROL = "carol@example.com";
+const DAVE = "dave@example.com";
+
+let runtime: RunningRuntime;
+let browser: Browser;
+const contexts: Array<{ context: BrowserContext; external: string[] }> = [];
+const pageErrors: string[] = [];
+
+beforeAll(async () => {
+  runtime = await startRuntime();
+  browser = await launchChromium();
+});
+
+afterAll(async () => {
+  for (const { context } of contexts) await context.close().catch(() => {});
+  await browser?.close();
+  await runtime?.stop();
+  if (runtime) rmSync(runtime.dataDir, { recursive: true, force: true });
+});
+
+async function token(user: string): Promise<string> {
+  const response = await fetch(`${runtime.url}/dev/login`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ user }),
+  });
+  return ((await response.json()) as { token: string }).token;
+}
+
+async function api(user: string, method: string, path: string, body?: unknown) {
+  const response = await fetch(`${runtime.url}${path}`, {
+    method,
+    headers: {
+      authorization: `Bearer ${await token(user)}`,
+      accept: "application/json",
+      ...(body ? { "content-type": "application/json" } : {}),
+    },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await response.text();
+  return { status: response.status, text, body: text.startsWith("{") ? JSON.parse(text) : undefined };
+}
+
+async function createRequest(user: string, reason: string) {
+  const created = await api(user, "POST", "/requests", {
+    instanceId: DEMO,
+    method: "ssh",
+    durationSeconds: 1800,
+    reason,
+    ticket: "INC-7",
+  });
+  expect(created.status).toBe(201);
+  return created.body as { id: string; grantId: string };
+}
+
+/**
+ * The browser's globals inside `page.evaluate` callbacks (which run in Chromium, not here). The test
+ * program is type-checked without the DOM library, so they are reached untyped.
+ */
+const browserGlobals = (): any => globalThis;
+
+/** RFC 4180: quoted cells may hold commas, doubled quotes and line breaks. */
+function parseCsv(text: string): string[][] {
+  const rows: string[][] = [];
+  let row: string[] = [];
+  let cell = "";
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const char = text[i];
+    if (quoted) {
+      if (char === '"' && text[i + 1] === '"') {
+        cell += '"';
+        i++;
+      } else if (char === '"') quoted = false;
+      else cell += char;
+    } else if (char === '"') quoted = true;
+    else if (char === ",") {
+      row.push(cell);
+      cell = "";
+    } else if (char === "\r" && text[i + 1] === "\n") {
+      row.push(cell);
+      rows.push(row);
+      row = [];
+      cell = "";
+      i++;
+    } else cell += char;
+  }
+  if (cell || row.length) rows.push([...row, cell]);
+  return rows;
+}
+
+/** A fresh browser (own storage) for one person, signed in through the sign-in page with the keyboard. */
+async function signIn(user: string, options: { width?: number; path?: string } = {}): Promise<Page> {
+  const isolated = await isolatedContext(browser, runtime.url, { width: options.width });
+  contexts.push(isolated);
+  const page = await isolated.context.newPage();
+  page.on("pageerror", (error) => pageErrors.push(`${user}: ${error.message}`));
+  await page.goto(`${runtime.url}${options.path ?? "/"}`);
+  await page.waitForURL(/\/signin/);
+  const choice = page.getByLabel(new RegExp(user.replace(".", "\\.")));
+  await choice.focus();
+  await page.keyboard.press("Space");
+  await expect.poll(() => choice.isChecked()).toBe(true);
+  await page.getByRole("button", { name: "Sign in" }).press("Enter");
+  await page.getByTestId("signed-in-as").getByText(user).waitFor();
+  return page;
+}
+
+describe("web app on the local runtime", () => {
+  it("serves the app at / with its assets, and leaves the API to API calls at the same paths", async () => {
+    const page = await fetch(`${runtime.url}/requests/req_01abcdefghjkmnpqrstvwxyz00`, {
+      headers: { accept: "text/html,application/xhtml+xml" },
+    });
+    expect(page.status).toBe(200);
+    expect(page.headers.get("content-type")).toMatch(/^text\/html/);
+    expect(page.headers.get("cache-control")).toBe("no-cache");
+    const html = await page.text();
+    const script = /<script type="module" src="(\/assets\/main-[\w-]+\.js)"/.exec(html)?.[1];
+    expect(script).toBeDefined();
+    const asset = await fetch(`${runtime.url}${script}`);
+    expect(asset.headers.get("content-type")).toMatch(/^text\/javascript/);
+    expect(asset.headers.get("cache-control")).toContain("immutable");
+    // The same path as an API call is the API's: no token, no data.
+    const call = await fetch(`${runtime.url}/requests/req_01abcdefghjkmnpqrstvwxyz00`, {
+      headers: { accept: "application/json" },
+    });
+    expect(call.status).toBe(401);
+    const openapi = await fetch(`${runtime.url}/openapi.json`, { headers: { accept: "text/html" } });
+    expect(openapi.headers.get("content-type")).toMatch(/application\/json/);
+    // An encoded traversal stays inside the build's assets directory.
+    expect((await fetch(`${runtime.url}/assets/..%2f..%2f..%2fpackage.json`)).status).toBe(404);
+    expect((await fetch(`${runtime.url}/assets/nope.js`)).status).toBe(404);
+  });
+
+  it("bob approves alice's request in the inbox; alice's page shows it active with the command, and she ends it", async () => {
+    const request = await createRequest(ALICE, "web e2e: read the app logs");
+
+    const alice = await signIn(ALICE, { path: "/access" });
+    await expect.poll(() => alice.locator(`[data-request-id="${request.id}"]`).count()).toBe(1);
+
+    const bob = await signIn(BOB);
+    await bob.waitForURL(/\/inbox$/);
+    const card = bob.locator(`article[data-request-id="${request.id}"]`);
+    await card.waitFor();
+    const text = (await card.textContent()) ?? "";
+    expect(text).toContain(ALICE);
+    expect(text).toContain("web e2e: read the app logs");
+    expect(text).toContain("INC-7");
+    expect(text).toContain("dev-demo");
+    expect(text).toContain("low risk");
+    expect(await card.getByTestId("quorum").textContent()).toBe("0 of 1");
+    await screenshot(bob, "inbox-1280");
+
+    await card.getByLabel("Comment (optional)").fill("ok, logs only");
+    await card.getByRole("button", { name: "Approve" }).press("Enter");
+    await bob.getByTestId("decided").getByText("You decided").waitFor();
+    expect(await bob.locator(`article[data-request-id="${request.id}"]`).count()).toBe(0);
+
+    // Alice's page updates by itself: active, with the exact command to connect.
+    const active = alice.locator(`article[data-grant-id="${request.grantId}"]`);
+    await active.waitFor({ timeout: 15_000 });
+    expect(await active.getByTestId("connect-command").textContent()).toBe(`access ssh ${request.grantId}`);
+    expect(await active.getByTestId("time-left").textContent()).toMatch(/^(29|30)m \d\ds$/);
+    await screenshot(alice, "my-access-active-1280");
+
+    await active.getByRole("button", { name: "End now" }).click();
+    await active.getByRole("button", { name: "Yes, end now" }).click();
+    await alice.locator(`tr[data-request-id="${request.id}"]`).getByText("revoked").waitFor();
+    const after = await api(ALICE, "GET", `/requests/${request.id}`);
+    expect(after.body.status).toBe("revoked");
+    expect(after.body.endedAt).toBeDefined();
+  });
+
+  it("updates bob's inbox without a reload when dave decides first", async () => {
+    const request = await createRequest(ALICE, "web e2e: a colleague decides");
+    const bob = await signIn(BOB);
+    const card = bob.locator(`article[data-request-id="${request.id}"]`);
+    await card.waitFor();
+    const denied = await api(DAVE, "POST", `/requests/${request.id}/deny`, { comment: "not today" });
+    expect(denied.status).toBe(200);
+    await card.waitFor({ state: "detached", timeout: 10_000 });
+    const notice = bob.getByTestId("decided").getByText("Decided elsewhere");
+    await notice.waitFor();
+    expect(await bob.getByTestId("decided").textContent()).toContain(`denied by ${DAVE}`);
+  });
+
+  it("alice asks through the form, validated as she types, and gets the command once bob approves", async () => {
+    const alice = await signIn(ALICE, { path: "/request" });
+    await alice.getByRole("heading", { name: "Request access" }).waitFor();
+    const duration = alice.getByLabel("Duration");
+    await duration.fill("3h");
+    await duration.press("Tab");
+    await alice.getByText("At most 1h under rule dev-demo").waitFor();
+    expect(await duration.getAttribute("aria-invalid")).toBe("true");
+    await alice.getByRole("button", { name: "Request access" }).click();
+    // Nothing was sent: the first field to fix has the focus.
+    expect(await alice.evaluate(() => browserGlobals().document.activeElement?.id)).toBe("duration");
+    await duration.fill("45m");
+    await alice.getByLabel("Reason").fill("web e2e: via the form");
+    await screenshot(alice, "request-form-1280");
+    await alice.getByRole("button", { name: "Request access" }).click();
+    const outcome = alice.getByRole("heading", { name: /ssh as ec2-user on/ });
+    await outcome.getByText("pending").waitFor();
+
+    const pending = await api(BOB, "GET", "/requests?pendingForMe=true");
+    const mine = pending.body.items.find(
+      (item: { reason: string }) => item.reason === "web e2e: via the form",
+    );
+    expect(mine).toMatchObject({ durationSeconds: 2700, osUser: "ec2-user", method: "ssh" });
+    await api(BOB, "POST", `/requests/${mine.id}/approve`, {});
+    await alice
+      .getByTestId("connect-command")
+      .getByText(`access ssh ${mine.grantId}`)
+      .waitFor({ timeout: 10_000 });
+    await api(ALICE, "POST", `/grants/${mine.grantId}/revoke`, {});
+  });
+
+  it("keeps the inbox from people who approve nothing, even an auditor who can read every request", async () => {
+    const request = await createRequest(ALICE, "web e2e: hidden from non-approvers");
+    for (const user of [CAROL, ALICE]) {
+      const page = await signIn(user);
+      expect(
+        await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Inbox" }).count(),
+      ).toBe(0);
+      await page.goto(`${runtime.url}/inbox`);
+      await page.getByTestId("not-approver").waitFor();
+      expect(await page.locator(`[data-request-id="${request.id}"]`).count()).toBe(0);
+    }
+    await api(ALICE, "POST", `/requests/${request.id}/cancel`, {});
+  });
+
+  it("carol opens the report for the period and downloads the CSV, whose rows are the API's JSON", async () => {
+    const used = await createRequest(ALICE, 'web e2e: for the report, with a comma, and "quotes"');
+    await api(BOB, "POST", `/requests/${used.id}/approve`, {});
+    await api(ALICE, "POST", `/grants/${used.grantId}/revoke`, {});
+    const carol = await signIn(CAROL, { path: "/reports" });
+    await carol.getByRole("heading", { name: "Reports" }).waitFor();
+    await carol.getByRole("button", { name: "Show report" }).click();
+    await carol.getByRole("table", { name: /Grants/ }).waitFor();
+    await screenshot(carol, "reports-1280");
+    const from = await carol.getByLabel("From").inputValue();
+    const to = await carol.getByLabel("To").inputValue();
+
+    const [download] = await Promise.all([
+      carol.waitForEvent("download"),
+      carol.getByRole("button", { name: "Download grants CSV" }).click(),
+    ]);
+    const path = await download.path();
+    const csv = readFileSync(path, "utf8").replace(/^\uFEFF/, "");
+    const rows = parseCsv(csv);
+    const header = rows[0] ?? [];
+    const column = (name: string) => header.indexOf(name);
+
+    const range = new URL(`${runtime.url}/reports/access`);
+    range.searchParams.set("from", new Date(`${from}T00:00:00`).toISOString());
+    range.searchParams.set("to", new Date(new Date(`${to}T00:00:00`).getTime() + 86_400_000).toISOString());
+    const json = await api(CAROL, "GET", `${range.pathname}${range.search}`);
+    expect(json.status).toBe(200);
+    const grants = json.body.grants as Array<{
+      grantId: string;
+      requester: string;
+      status: string;
+      reason: string;
+    }>;
+    expect(grants.map((grant) => grant.grantId)).toContain(used.grantId);
+    expect(grants.length).toBeGreaterThanOrEqual(2);
+    expect(rows.slice(1).map((row) => row[column("grant_id")])).toEqual(grants.map((grant) => grant.grantId));
+    expect(rows.slice(1).map((row) => row[column("status")])).toEqual(grants.map((grant) => grant.status));
+    expect(rows.slice(1).map((row) => row[column("requester")])).toEqual(
+      grants.map((grant) => grant.requester),
+    );
+    expect(rows.slice(1).map((row) => row[column("reason")])).toEqual(grants.map((grant) => grant.reason));
+  });
+
+  it("shows auditors the audit trail with its chain status and links to each request", async () => {
+    const carol = await signIn(CAROL, { path: "/audit" });
+    await carol
+      .getByTestId("chain-status")
+      .getByText(/intact/)
+      .waitFor();
+    await carol.getByRole("tab", { name: "Audit log" }).click();
+    const first = carol
+      .getByRole("table", { name: /Audit records/ })
+      .getByRole("link", { name: /^req_/ })
+      .first();
+    await first.waitFor();
+    await screenshot(carol, "audit-1280");
+    const id = await first.textContent();
+    await first.click();
+    await carol.waitForURL(new RegExp(`/requests/${id}$`));
+    await carol.getByRole("heading", { name: "History" }).waitFor();
+    expect(await carol.locator(".timeline li").count()).toBeGreaterThan(0);
+    await screenshot(carol, "request-detail-1280");
+  });
+
+  it("is readable at 390 px: no page scrolls sideways", async () => {
+    const pages: Array<[string, string]> = [
+      [BOB, "/inbox"],
+      [ALICE, "/request"],
+      [ALICE, "/access"],
+      [CAROL, "/audit"],
+      [CAROL, "/reports"],
+    ];
+    for (const [user, path] of pages) {
+      const page = await signIn(user, { width: 390, path });
+      await page.waitForURL(new RegExp(`${path}$`));
+      await page.locator("main h1").waitFor();
+      await page.waitForLoadState("networkidle");
+      const overflow = await page.evaluate(() => {
+        const { document, innerWidth } = browserGlobals();
+        return document.documentElement.scrollWidth - innerWidth;
+      });
+      expect(overflow, `${path} at 390 px`).toBeLessThanOrEqual(0);
+      await screenshot(page, `${path.slice(1)}-390`);
+    }
+  });
+
+  it("labels every control, shows focus, and made no request outside its own origin", async () => {
+    const bob = await signIn(BOB);
+    await bob.getByRole("heading", { name: "Inbox" }).waitFor();
+    const unlabelled = await bob.evaluate(() =>
+      [...browserGlobals().document.querySelectorAll("input, select, textarea, button")]
+        .filter((control: any) => {
+          const name =
+            control.labels?.length || control.getAttribute("aria-label") || control.textContent?.trim();
+          return !name;
+        })
+        .map((element: any) => element.outerHTML),
+    );
+    expect(unlabelled).toEqual([]);
+    await bob.keyboard.press("Tab");
+    const focused = await bob.evaluate(() => {
+      const { document, getComputedStyle } = browserGlobals();
+      const element = document.activeElement;
+      return { text: element.textContent, outline: getComputedStyle(element).outlineStyle };
+    });
+    expect(focused.text).toBe("Skip to content");
+    expect(focused.outline).not.toBe("none");
+    expect(contexts.flatMap((entry) => entry.external)).toEqual([]);
+    expect(pageErrors).toEqual([]);
+  });
+});

@@ -1,0 +1,2 @@
+declare const __WEB_CONFIG__: import("./config.ts").WebConfig;
+declare module "*.css";

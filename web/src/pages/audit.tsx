@@ -1,0 +1,400 @@
+import { useEffect, useRef, useState } from "preact/hooks";
+import {
+  type AnchoredVerification,
+  type AuditRecord,
+  api,
+  type Classification,
+  type Observation,
+} from "../api.ts";
+import { ErrorNote, Time } from "../components/ui.tsx";
+
+const CLASSIFICATIONS: Classification[] = [
+  "brokered",
+  "outside-window",
+  "constraint-mismatch",
+  "denied-attempt",
+  "unbrokered",
+  "unparsed",
+];
+
+/** Pages scanned per "load" when a filter the API cannot apply (user, instance) is set. */
+const MAX_SCAN_PAGES = 10;
+const WANTED = 50;
+
+interface Filters {
+  classification: string;
+  user: string;
+  instance: string;
+  from: string;
+  to: string;
+}
+
+function ChainStatus() {
+  const [result, setResult] = useState<AnchoredVerification>();
+  const [error, setError] = useState<unknown>();
+  useEffect(() => {
+    api.verify().then(setResult, setError);
+  }, []);
+  if (error) return <ErrorNote error={error} />;
+  if (!result)
+    return (
+      <p class="banner" data-testid="chain-status" aria-busy="true">
+        Verifying the audit chain…
+      </p>
+    );
+  const anchor = result.anchor;
+  return (
+    <p
+      class={`banner ${result.ok && anchor?.ok !== false ? "ok" : "bad"}`}
+      data-testid="chain-status"
+      role="status"
+    >
+      {result.ok
+        ? `Audit chain intact: ${result.records} records, head #${result.head.seq}.`
+        : `Audit chain BROKEN at record #${result.brokenAt.seq}: ${result.brokenAt.reason}.`}{" "}
+      {anchor
+        ? anchor.ok
+          ? `Matches its anchor #${anchor.seq} (${anchor.location}).`
+          : `Does NOT match its anchor #${anchor.seq} (${anchor.location}).`
+        : "No external anchor configured."}
+    </p>
+  );
+}
+
+function principalOf(observation: Observation): string {
+  const identity = "identity" in observation.event ? observation.event.identity : undefined;
+  return identity?.sourceIdentity ?? identity?.arn ?? identity?.principalArn ?? identity?.type ?? "—";
+}
+
+function targetOf(observation: Observation): string {
+  const event = observation.event;
+  if (event.kind === "key-push") return `${event.instanceId}${event.osUser ? ` as ${event.osUser}` : ""}`;
+  if (event.kind === "serial-push") return `${event.instanceId} (serial console)`;
+  if (event.kind === "tunnel")
+    return `${event.endpointId} → ${event.privateIp ?? "?"}:${event.remotePort ?? "?"}`;
+  return "—";
+}
+
+const has = (haystack: string, needle: string) =>
+  !needle || haystack.toLowerCase().includes(needle.trim().toLowerCase());
+
+function RequestLinks({ requestId, grantId }: { requestId?: string; grantId?: string }) {
+  if (!requestId) return <span>—</span>;
+  return (
+    <>
+      <a href={`/requests/${requestId}`}>{requestId}</a>
+      {grantId ? (
+        <>
+          {" "}
+          · <a href={`/requests/${requestId}#grant`}>{grantId}</a>
+        </>
+      ) : null}
+    </>
+  );
+}
+
+/**
+ * Loads pages from `fetchPage` until `WANTED` rows pass `keep`, the pages run out, or `MAX_SCAN_PAGES` were
+ * read (user and instance are filtered here, the rest by the API).
+ */
+function useScan<T>(fetchPage: (cursor?: string) => Promise<{ items: T[]; nextCursor?: string }>) {
+  const [rows, setRows] = useState<T[]>([]);
+  const [cursor, setCursor] = useState<string>();
+  const [done, setDone] = useState(false);
+  const [busy, setBusy] = useState(false);
+  const [scanned, setScanned] = useState(0);
+  const [error, setError] = useState<unknown>();
+  const generation = useRef(0);
+  const load = async (keep: (row: T) => boolean, reset: boolean) => {
+    const mine = reset ? ++generation.current : generation.current;
+    setBusy(true);
+    setError(undefined);
+    let next = reset ? undefined : cursor;
+    const found: T[] = [];
+    let read = 0;
+    try {
+      for (let page = 0; page < MAX_SCAN_PAGES; page++) {
+        const result = await fetchPage(next);
+        read += result.items.length;
+        found.push(...result.items.filter(keep));
+        next = result.nextCursor;
+        if (!next || found.length >= WANTED) break;
+      }
+      if (mine !== generation.current) return;
+      setRows((current) => (reset ? found : [...current, ...found]));
+      setScanned((count) => (reset ? read : count + read));
+      setCursor(next);
+      setDone(!next);
+    } catch (caught) {
+      setError(caught);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return { rows, load, done, busy, scanned, error };
+}
+
+const iso = (local: string) => (local ? new Date(local).toISOString() : undefined);
+
+function TrailTab({ filters }: { filters: Filters }) {
+  const scan = useScan<Observation>((cursor) =>
+    api.trail({
+      classification: (filters.classification || undefined) as Classification | undefined,
+      from: iso(filters.from),
+      to: iso(filters.to),
+      limit: 100,
+      cursor,
+    }),
+  );
+  const keep = (row: Observation) =>
+    has(principalOf(row), filters.user) && has(`${targetOf(row)}`, filters.instance);
+  useEffect(() => {
+    void scan.load(keep, true);
+  }, [filters]);
+  return (
+    <>
+      <ErrorNote error={scan.error} />
+      <div class="table-wrap">
+        <table>
+          <caption class="visually-hidden">CloudTrail events of EC2 Instance Connect</caption>
+          <thead>
+            <tr>
+              <th scope="col">Time</th>
+              <th scope="col">Event</th>
+              <th scope="col">Classification</th>
+              <th scope="col">Principal</th>
+              <th scope="col">Target</th>
+              <th scope="col">Request · grant</th>
+              <th scope="col">Why</th>
+            </tr>
+          </thead>
+          <tbody>
+            {scan.rows.map((row) => (
+              <tr key={row.eventId}>
+                <td>
+                  <Time at={row.event.eventTime} />
+                </td>
+                <td>{row.event.eventName ?? "—"}</td>
+                <td>
+                  <span
+                    class={`status status-${row.verdict.classification === "brokered" ? "active" : "denied"}`}
+                  >
+                    {row.verdict.classification}
+                  </span>
+                </td>
+                <td>{principalOf(row)}</td>
+                <td>
+                  <code>{targetOf(row)}</code>
+                </td>
+                <td>
+                  <RequestLinks requestId={row.verdict.requestId} grantId={row.verdict.grantId} />
+                </td>
+                <td>{row.verdict.reasons.join("; ") || "—"}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+      <Footer scan={scan} onMore={() => scan.load(keep, false)} />
+    </>
+  );
+}
+
+function Footer({
+  scan,
+  onMore,
+}: {
+  scan: { rows: unknown[]; done: boolean; busy: boolean; scanned: number };
+  onMore: () => void;
+}) {
+  return (
+    <p class="actions" aria-live="polite">
+      <span>
+        {scan.busy
+          ? "Loading…"
+          : `${scan.rows.length} shown of ${scan.scanned} read${scan.done ? " (all)" : ""}.`}
+      </span>
+      {!scan.done ? (
+        <button type="button" class="secondary" disabled={scan.busy} onClick={onMore}>
+          Load more
+        </button>
+      ) : null}
+    </p>
+  );
+}
+
+function AuditTab({ filters }: { filters: Filters }) {
+  // Which instance each request is about, learnt from the request.created records read so far.
+  const instances = useRef(new Map<string, string>());
+  const scan = useScan<AuditRecord>(async (cursor) => {
+    const page = await api.auditEvents({ from: iso(filters.from), to: iso(filters.to), limit: 200, cursor });
+    for (const record of page.items)
+      if (record.type === "request.created" && typeof record.data.instanceId === "string")
+        instances.current.set(record.subject, record.data.instanceId);
+    return page;
+  });
+  const keep = (row: AuditRecord) =>
+    has(`${row.actor} ${String(row.data.requester ?? "")}`, filters.user) &&
+    (!filters.instance ||
+      has(instances.current.get(row.subject) ?? "", filters.instance) ||
+      has(JSON.stringify(row.data), filters.instance));
+  useEffect(() => {
+    void scan.load(keep, true);
+  }, [filters]);
+  return (
+    <>
+      <ErrorNote error={scan.error} />
+      <div class="table-wrap">
+        <table>
+          <caption class="visually-hidden">Audit records</caption>
+          <thead>
+            <tr>
+              <th scope="col">#</th>
+              <th scope="col">Time</th>
+              <th scope="col">Type</th>
+              <th scope="col">Actor</th>
+              <th scope="col">Request</th>
+              <th scope="col">Details</th>
+            </tr>
+          </thead>
+          <tbody>
+            {scan.rows.map((row) => (
+              <tr key={row.seq}>
+                <td>{row.seq}</td>
+                <td>
+                  <Time at={row.at} />
+                </td>
+                <td>{row.type}</td>
+                <td>{row.actor}</td>
+                <td>
+                  {row.subject.startsWith("req_") ? (
+                    <a href={`/requests/${row.subject}`}>{row.subject}</a>
+                  ) : (
+                    row.subject
+                  )}
+                </td>
+                <td>
+                  <code>{summary(row)}</code>
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+      <Footer scan={scan} onMore={() => scan.load(keep, false)} />
+    </>
+  );
+}
+
+function summary(record: AuditRecord): string {
+  const data = record.data;
+  const parts = ["instanceId", "method", "osUser", "classification", "comment", "reason", "fingerprint"]
+    .filter((key) => data[key] !== undefined && data[key] !== "")
+    .map((key) => `${key}=${String(data[key])}`);
+  return parts.join(" ").slice(0, 160) || "—";
+}
+
+const TABS = [
+  { id: "trail", label: "CloudTrail events" },
+  { id: "log", label: "Audit log" },
+] as const;
+
+export function Audit() {
+  const [tab, setTab] = useState<(typeof TABS)[number]["id"]>("trail");
+  const [draft, setDraft] = useState<Filters>({
+    classification: "",
+    user: "",
+    instance: "",
+    from: "",
+    to: "",
+  });
+  const [filters, setFilters] = useState<Filters>(draft);
+  const set = (key: keyof Filters) => (event: Event) =>
+    setDraft((current) => ({ ...current, [key]: (event.target as HTMLInputElement).value }));
+  const onKey = (event: KeyboardEvent) => {
+    if (event.key !== "ArrowRight" && event.key !== "ArrowLeft") return;
+    const index = TABS.findIndex((entry) => entry.id === tab);
+    const next = TABS[(index + (event.key === "ArrowRight" ? 1 : TABS.length - 1)) % TABS.length];
+    if (!next) return;
+    setTab(next.id);
+    document.getElementById(`tab-${next.id}`)?.focus();
+  };
+  return (
+    <>
+      <h1>Audit</h1>
+      <ChainStatus />
+      <form
+        class="filters"
+        aria-label="Filters"
+        onSubmit={(event) => {
+          event.preventDefault();
+          setFilters({ ...draft });
+        }}
+      >
+        {tab === "trail" ? (
+          <div class="field">
+            <label for="f-classification">Classification</label>
+            <select id="f-classification" value={draft.classification} onChange={set("classification")}>
+              <option value="">any</option>
+              {CLASSIFICATIONS.map((name) => (
+                <option key={name} value={name}>
+                  {name}
+                </option>
+              ))}
+            </select>
+          </div>
+        ) : null}
+        <div class="field">
+          <label for="f-user">User</label>
+          <input
+            id="f-user"
+            type="text"
+            value={draft.user}
+            placeholder="alice@example.com"
+            onInput={set("user")}
+          />
+        </div>
+        <div class="field">
+          <label for="f-instance">Instance</label>
+          <input
+            id="f-instance"
+            type="text"
+            value={draft.instance}
+            placeholder="i-…"
+            onInput={set("instance")}
+          />
+        </div>
+        <div class="field">
+          <label for="f-from">From</label>
+          <input id="f-from" type="datetime-local" value={draft.from} onInput={set("from")} />
+        </div>
+        <div class="field">
+          <label for="f-to">To</label>
+          <input id="f-to" type="datetime-local" value={draft.to} onInput={set("to")} />
+        </div>
+        <button type="submit">Apply</button>
+      </form>
+      <div role="tablist" aria-label="What to explore" class="actions">
+        {TABS.map((entry) => (
+          <button
+            key={entry.id}
+            id={`tab-${entry.id}`}
+            type="button"
+            role="tab"
+            class={tab === entry.id ? "" : "secondary"}
+            aria-selected={tab === entry.id}
+            aria-controls={`panel-${entry.id}`}
+            tabIndex={tab === entry.id ? 0 : -1}
+            onClick={() => setTab(entry.id)}
+            onKeyDown={onKey}
+          >
+            {entry.label}
+          </button>
+        ))}
+      </div>
+      <div role="tabpanel" id={`panel-${tab}`} aria-labelledby={`tab-${tab}`}>
+        {tab === "trail" ? <TrailTab filters={filters} /> : <AuditTab filters={filters} />}
+      </div>
+    </>
+  );
+}
