@@ -29,6 +29,17 @@ export default defineConfig({
         },
       },
       {
+        // Components of the web app in real Chromium, without a runtime.
+        test: {
+          name: "web",
+          include: ["test/web/**/*.test.ts"],
+          env,
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
+          fileParallelism: false,
+        },
+      },
+      {
         test: {
           name: "e2e",
           include: ["test/e2e/**/*.test.ts"],

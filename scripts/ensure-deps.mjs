@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Makes `npm start` and `npm test` work on a fresh clone: installs npm packages from the lockfile when
-// they are missing or stale, and (as root, from Debian) Java, OpenSSH and the AWS CLI.
+// they are missing or stale, and (as root, from Debian) Java, OpenSSH, the AWS CLI and Chromium.
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, statSync } from "node:fs";
 
@@ -31,6 +31,12 @@ const systemPackages = [
   },
   { check: () => has("ssh", ["-V"]), apt: "openssh-client", why: "OpenSSH client for access ssh" },
   { check: () => existsSync("/usr/bin/aws"), apt: "awscli", why: "the AWS CLI (a second client in tests)" },
+  {
+    // Driven by playwright-core in the web app's tests (never `npx playwright install`: no browser downloads).
+    check: () => existsSync("/usr/bin/chromium"),
+    apt: "chromium",
+    why: "Chromium for the web app's browser tests",
+  },
 ];
 const missing = systemPackages.filter((entry) => !entry.check());
 if (missing.length > 0) {
