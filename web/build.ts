@@ -73,7 +73,16 @@ export async function buildWeb(
   const entry = Object.keys(outputs).find((path) => outputs[path]?.entryPoint?.endsWith("src/main.tsx"));
   if (!entry) throw new Error("web build produced no entry chunk");
   const css = outputs[entry]?.cssBundle;
-  const initial = new Set([entry, ...(outputs[entry]?.imports ?? []).map((i) => i.path), css ?? ""]);
+  // What index.html loads: the entry and, transitively, what it imports statically (not the pages it
+  // imports on demand), plus its CSS.
+  const initial = new Set<string>(css ? [css] : []);
+  const visit = (path: string) => {
+    if (initial.has(path)) return;
+    initial.add(path);
+    for (const imported of outputs[path]?.imports ?? [])
+      if (imported.kind === "import-statement" && !imported.external) visit(imported.path);
+  };
+  visit(entry);
   const asset = (path: string) => `/assets/${basename(path)}`;
   const template = readFileSync(join(ROOT, "index.html"), "utf8");
   const html = template

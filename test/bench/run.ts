@@ -1,4 +1,4 @@
-// npm run bench [-- api|bundle|ssh|scp|slack|trail]: prints each benchmark against its baseline measured in the same run.
+// npm run bench [-- api|bundle|ssh|scp|slack|trail|web]: prints each benchmark against its baseline measured in the same run.
 import { loadavg } from "node:os";
 import { benchApiOverhead } from "./api-overhead.ts";
 import { benchBundles } from "./bundle.ts";
@@ -7,6 +7,7 @@ import { benchSlack } from "./slack.ts";
 import { benchSsh } from "./ssh.ts";
 import { sshBenchUnavailable } from "./stack.ts";
 import { benchTrail } from "./trail.ts";
+import { benchWeb } from "./web.ts";
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
 const only = process.argv[2];
@@ -181,5 +182,37 @@ if (!only || only === "trail") {
     `corpus: ${result.files} files, ${result.records.toLocaleString("en-US")} records (${result.eicRecords.toLocaleString("en-US")} EC2 Instance Connect),` +
       ` ${fixed(result.jsonMB, 0)} MB JSON / ${fixed(result.gzipMB, 0)} MB gzip, ${fixed(result.bytesPerRecord, 0)} B/record,` +
       ` written in ${fixed(result.corpusSeconds, 0)} s; classified: ${JSON.stringify(result.rows[1]?.classifications ?? {})}`,
+  );
+}
+
+if (!only || only === "web") {
+  console.log(
+    "\nWeb app: production build (esbuild, minified, gzip -9) and time to interactive of the approvals inbox" +
+      " in headless Chromium on the local runtime (navigation → first Approve button enabled; fresh cache)",
+  );
+  const result = await benchWeb();
+  console.table(
+    result.files.map((file) => ({
+      file: file.path,
+      KB: fixed(file.kb),
+      "gzip KB": fixed(file.gzipKB),
+      "loaded by the inbox": file.initial ? "yes" : "on demand",
+    })),
+  );
+  console.table({
+    "JS, all chunks (gzip KB)": {
+      value: fixed(result.totalJsGzipKB),
+      "goal ≤ 200 KB": verdict(result.totalJsGzipKB <= 200),
+    },
+    "JS loaded by the inbox (gzip KB)": { value: fixed(result.initialJsGzipKB), "goal ≤ 200 KB": "" },
+    "CSS (gzip KB)": { value: fixed(result.cssGzipKB), "goal ≤ 200 KB": "" },
+    [`inbox interactive, median of ${result.interactiveMs.length} (ms)`]: {
+      value: ms(result.medianMs),
+      "goal ≤ 200 KB": `goal ≤ 1000 ms: ${verdict(result.medianMs <= 1000)}`,
+    },
+  });
+  console.log(
+    `runs (ms): ${result.interactiveMs.map((value) => ms(value)).join(", ")}; ${result.pending} pending requests;` +
+      ` build ${ms(result.buildMs)} ms; load average ${load()}`,
   );
 }
