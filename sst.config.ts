@@ -17,9 +17,11 @@ export default $config({
     const api = await import("./infra/api");
     await import("./infra/schedules");
     await import("./infra/trail");
+    const web = await import("./infra/web");
 
     return {
       apiUrl: api.api.url,
+      webUrl: web.web.url,
       tableName: storage.table.name,
     };
   },

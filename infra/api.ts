@@ -2,6 +2,14 @@ import { apiFunction, slackFunction } from "./functions";
 import { jwtAudiences, jwtIssuer } from "./secrets";
 
 export const api = new sst.aws.ApiGatewayV2("Api", {
+  // The web app (infra/web.ts) calls from its own CloudFront origin. Any origin may: callers authenticate
+  // with a bearer token, never a cookie, so a foreign page gains nothing a token would not already give.
+  cors: {
+    allowOrigins: ["*"],
+    allowMethods: ["GET", "POST"],
+    allowHeaders: ["authorization", "content-type", "idempotency-key"],
+    maxAge: "1 hour",
+  },
   transform: {
     route: {
       args: (args) => {
