@@ -92,14 +92,10 @@ export function slackWorkerFromEnv(): WorkerDeps | undefined {
   return slackNotifier(depsFromEnv());
 }
 
-/** S3 as the function's own role (Lambda puts its credentials in the environment). */
+let s3: S3 | undefined;
+
+/** S3 as the function's own role, with the SDK's defaults (region, credentials, endpoint); one per process. */
 export function s3FromEnv(): S3 {
-  return new S3({
-    region: process.env.AWS_REGION ?? "us-east-1",
-    credentials: async () => ({
-      accessKeyId: process.env.AWS_ACCESS_KEY_ID ?? "",
-      secretAccessKey: process.env.AWS_SECRET_ACCESS_KEY ?? "",
-      sessionToken: process.env.AWS_SESSION_TOKEN,
-    }),
-  });
+  s3 ??= new S3();
+  return s3;
 }

@@ -1,135 +1,117 @@
 import { createHash } from "node:crypto";
-import { Readable } from "node:stream";
-import { HttpRequest } from "@smithy/protocol-http";
-import { SignatureV4 } from "@smithy/signature-v4";
+import type { S3Client } from "@aws-sdk/client-s3";
 import type { Anchor, AnchorStore } from "../audit/anchor.ts";
+import { NotFoundError } from "../error.ts";
+import { RETRY } from "./clients.ts";
 import type { Credentials, CredentialsProvider } from "./credentials.ts";
-import { Sha256 } from "./sha256.ts";
+import { errorName, rethrowAws } from "./errors.ts";
 
 /**
- * The three S3 calls the broker makes (GetObject of CloudTrail log files, PutObject and ListObjectsV2 of
- * audit anchors), signed with SigV4 over fetch. The project does not carry @aws-sdk/client-s3 for three
- * calls; swapping this for it later changes nothing outside this file.
+ * The S3 calls the broker makes — GetObject of CloudTrail log files (streamed), PutObject and ListObjectsV2
+ * of audit anchors — through the official SDK. The SDK is imported on the first call: every function's deps
+ * hold an S3 (anchors), but only the sweeper, `GET /audit/verify` and the log-file import ever call it, so
+ * the other cold starts never load or parse it (with code splitting it is a chunk of its own).
  */
 export interface S3Options {
-  region: string;
-  credentials: Credentials | CredentialsProvider;
-  /** Path-style endpoint override (tests); default `https://<bucket>.s3.<region>.amazonaws.com`. */
+  /** Default: AWS_REGION (set by Lambda), else us-east-1. */
+  region?: string;
+  /** Default: the SDK's provider chain (the function's role in Lambda). */
+  credentials?: Credentials | CredentialsProvider;
+  /**
+   * Overrides the endpoint (the local emulator in tests). Without it the SDK's own settings apply
+   * (`AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`). Either way an overridden endpoint is addressed path-style
+   * (`<endpoint>/<bucket>/<key>`): `<bucket>.<endpoint host>` resolves nowhere for emulators and proxies.
+   */
   endpoint?: string;
-  fetch?: typeof fetch;
+  /** Overrides RETRY.maxAttempts (tests that inject faults on purpose). */
+  maxAttempts?: number;
 }
 
-function encodeKey(key: string): string {
-  return key
-    .split("/")
-    .map((part) =>
-      encodeURIComponent(part).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`),
-    )
-    .join("/");
-}
-
-export class S3Error extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-    this.name = code || "S3Error";
-  }
+/** The SDK's environment endpoint settings, as it reads them (AWS SDKs and Tools Reference Guide). */
+function environmentEndpoint(): string | undefined {
+  if (process.env.AWS_IGNORE_CONFIGURED_ENDPOINT_URLS?.toLowerCase() === "true") return undefined;
+  return process.env.AWS_ENDPOINT_URL_S3?.trim() || process.env.AWS_ENDPOINT_URL?.trim() || undefined;
 }
 
 export class S3 {
-  private readonly signer: SignatureV4;
-  private readonly fetch: typeof fetch;
+  private client: Promise<{ sdk: typeof import("@aws-sdk/client-s3"); client: S3Client }> | undefined;
 
-  constructor(private readonly options: S3Options) {
-    this.signer = new SignatureV4({
-      service: "s3",
-      region: options.region,
-      credentials: options.credentials,
-      sha256: Sha256,
-      uriEscapePath: false,
-      applyChecksum: true,
+  constructor(private readonly options: S3Options = {}) {}
+
+  private connect() {
+    this.client ??= import("@aws-sdk/client-s3").then((sdk) => {
+      const endpoint = this.options.endpoint;
+      const client = new sdk.S3Client({
+        region: this.options.region ?? process.env.AWS_REGION ?? "us-east-1",
+        maxAttempts: this.options.maxAttempts ?? RETRY.maxAttempts,
+        retryMode: RETRY.retryMode,
+        ...(endpoint ? { endpoint } : {}),
+        ...(endpoint || environmentEndpoint() ? { forcePathStyle: true } : {}),
+        ...(this.options.credentials ? { credentials: this.options.credentials } : {}),
+      });
+      return { sdk, client };
     });
-    this.fetch = options.fetch ?? fetch;
+    return this.client;
   }
 
-  private url(bucket: string, key: string, query: Record<string, string> = {}): URL {
-    const base = this.options.endpoint
-      ? `${this.options.endpoint.replace(/\/$/, "")}/${bucket}/`
-      : `https://${bucket}.s3.${this.options.region}.amazonaws.com/`;
-    const url = new URL(`${base}${encodeKey(key)}`);
-    for (const [name, value] of Object.entries(query)) url.searchParams.set(name, value);
-    return url;
-  }
-
-  private async send(method: "GET" | "PUT", url: URL, body?: Buffer, headers: Record<string, string> = {}) {
-    const query: Record<string, string> = {};
-    for (const [name, value] of url.searchParams) query[name] = value;
-    const request = new HttpRequest({
-      method,
-      protocol: url.protocol,
-      hostname: url.hostname,
-      port: url.port ? Number(url.port) : undefined,
-      path: url.pathname,
-      query,
-      headers: {
-        host: url.host,
-        "x-amz-content-sha256": createHash("sha256")
-          .update(body ?? Buffer.alloc(0))
-          .digest("hex"),
-        ...headers,
-      },
-      body,
-    });
-    const signed = await this.signer.sign(request);
-    const response = await this.fetch(url, {
-      method,
-      headers: signed.headers as Record<string, string>,
-      ...(body ? { body } : {}),
-    });
-    if (!response.ok) {
-      const text = await response.text();
-      const code = /<Code>([^<]+)<\/Code>/.exec(text)?.[1] ?? `HTTP${response.status}`;
-      const message = /<Message>([^<]+)<\/Message>/.exec(text)?.[1] ?? text.slice(0, 200);
-      throw new S3Error(response.status, code, `S3 ${method} ${url.pathname}: ${code}: ${message}`);
-    }
-    return response;
-  }
-
-  /** The object's bytes as a stream (CloudTrail log files can be large). */
+  /**
+   * The object's bytes as they arrive: a CloudTrail log file of any size is read in bounded memory, and a
+   * reader that stops reading stops the download. A missing object or bucket is a NotFoundError; throttling
+   * and 5xx that outlived the SDK's retries a `throttled` AppError; anything else (AccessDenied…) an error
+   * with the SDK's as its cause.
+   */
   async getObject(bucket: string, key: string): Promise<AsyncIterable<Uint8Array>> {
-    const response = await this.send("GET", this.url(bucket, key));
-    if (!response.body) return Readable.from([]);
-    return Readable.fromWeb(response.body as import("node:stream/web").ReadableStream<Uint8Array>);
+    const { sdk, client } = await this.connect();
+    try {
+      const output = await client.send(new sdk.GetObjectCommand({ Bucket: bucket, Key: key }));
+      return (output.Body as AsyncIterable<Uint8Array> | undefined) ?? (async function* () {})();
+    } catch (error) {
+      const name = errorName(error);
+      if (name === "NoSuchKey" || name === "NoSuchBucket")
+        throw new NotFoundError("s3.not_found", `s3://${bucket}/${key}: ${name}`);
+      rethrowAws(error, `S3 GetObject s3://${bucket}/${key}`);
+    }
   }
 
-  /** PutObject with Content-MD5, which S3 requires for buckets with Object Lock. */
+  /**
+   * PutObject with Content-MD5 and a SHA-256 checksum. A bucket with Object Lock refuses uploads without an
+   * integrity header, and the SDK adds its own checksum only when its settings ask for it
+   * (`AWS_REQUEST_CHECKSUM_CALCULATION=WHEN_REQUIRED` turns that off for PutObject), so both are explicit.
+   */
   async putObject(bucket: string, key: string, body: Buffer, contentType: string): Promise<void> {
-    const response = await this.send("PUT", this.url(bucket, key), body, {
-      "content-type": contentType,
-      "content-md5": createHash("md5").update(body).digest("base64"),
-      "content-length": String(body.length),
-    });
-    await response.arrayBuffer();
+    const { sdk, client } = await this.connect();
+    try {
+      await client.send(
+        new sdk.PutObjectCommand({
+          Bucket: bucket,
+          Key: key,
+          Body: body,
+          ContentType: contentType,
+          ContentMD5: createHash("md5").update(body).digest("base64"),
+          ChecksumAlgorithm: "SHA256",
+        }),
+      );
+    } catch (error) {
+      rethrowAws(error, `S3 PutObject s3://${bucket}/${key}`);
+    }
   }
 
-  /** Keys under `prefix`, in S3's (lexicographic) order. */
+  /** Keys under `prefix`, in S3's (UTF-8 binary) order, at most `maxKeys` (≤ 1000: one page). */
   async listKeys(bucket: string, prefix: string, maxKeys: number): Promise<string[]> {
-    const response = await this.send(
-      "GET",
-      this.url(bucket, "", { "list-type": "2", prefix, "max-keys": String(maxKeys) }),
-    );
-    const text = await response.text();
-    return [...text.matchAll(/<Key>([^<]+)<\/Key>/g)].map((match) =>
-      (match[1] as string)
-        .replace(/&amp;/g, "&")
-        .replace(/&lt;/g, "<")
-        .replace(/&gt;/g, ">")
-        .replace(/&quot;/g, '"')
-        .replace(/&apos;/g, "'"),
-    );
+    const { sdk, client } = await this.connect();
+    try {
+      const output = await client.send(
+        new sdk.ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, MaxKeys: maxKeys }),
+      );
+      return (output.Contents ?? []).flatMap((object) => (object.Key === undefined ? [] : [object.Key]));
+    } catch (error) {
+      rethrowAws(error, `S3 ListObjectsV2 s3://${bucket}/${prefix}`);
+    }
+  }
+
+  destroy(): void {
+    this.client?.then(({ client }) => client.destroy()).catch(() => undefined);
+    this.client = undefined;
   }
 }
 

@@ -1,6 +1,5 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { S3, S3AnchorStore } from "../../core/aws/s3.ts";
 import { fromAthenaRow, literal, periodSql, tableDdl } from "../../core/trail/athena.ts";
 import { Trail } from "../../core/trail/index.ts";
 
@@ -128,56 +127,5 @@ describe("Athena SQL for a period", () => {
         principalArn: "arn:aws:iam::111122223333:role/access-broker-tunnel-signer",
       },
     });
-  });
-});
-
-describe("audit anchors in S3 (Object Lock)", () => {
-  it("writes one immutable object per head, named so that the latest is listed first", async () => {
-    const objects = new Map<string, Buffer>();
-    const requests: { method: string; url: string; headers: Record<string, string> }[] = [];
-    const fetch = (async (input: string | URL, init?: RequestInit) => {
-      const url = new URL(String(input));
-      requests.push({
-        method: init?.method ?? "GET",
-        url: url.toString(),
-        headers: init?.headers as Record<string, string>,
-      });
-      if (init?.method === "PUT") {
-        objects.set(decodeURIComponent(url.pathname.slice(1)), Buffer.from(init.body as Buffer));
-        return new Response(null, { status: 200 });
-      }
-      if (url.searchParams.get("list-type") === "2") {
-        const keys = [...objects.keys()]
-          .filter((key) => key.startsWith(url.searchParams.get("prefix") ?? ""))
-          .sort();
-        const first = keys.slice(0, Number(url.searchParams.get("max-keys")));
-        return new Response(
-          `<ListBucketResult>${first.map((key) => `<Contents><Key>${key}</Key></Contents>`).join("")}</ListBucketResult>`,
-        );
-      }
-      const body = objects.get(decodeURIComponent(url.pathname.slice(1)));
-      return body
-        ? new Response(body)
-        : new Response("<Error><Code>NoSuchKey</Code></Error>", { status: 404 });
-    }) as typeof globalThis.fetch;
-    const s3 = new S3({
-      region: "eu-west-1",
-      credentials: { accessKeyId: "AKIDEXAMPLE", secretAccessKey: "secret" },
-      fetch,
-    });
-    const store = new S3AnchorStore(s3, "anchors-bucket");
-    expect(await store.latest()).toBeUndefined();
-    await store.append({ seq: 9, hash: "a".repeat(64), at: "2024-05-01T10:00:00.000Z" });
-    await store.append({ seq: 120, hash: "b".repeat(64), at: "2024-05-01T10:01:00.000Z" });
-    expect(await store.latest()).toEqual({ seq: 120, hash: "b".repeat(64), at: "2024-05-01T10:01:00.000Z" });
-    const put = requests.find((request) => request.method === "PUT");
-    expect(put?.url).toBe(
-      "https://anchors-bucket.s3.eu-west-1.amazonaws.com/audit-anchors/0999999999991-9.json",
-    );
-    expect(put?.headers["content-md5"]).toMatch(/^[A-Za-z0-9+/]{22}==$/);
-    expect(put?.headers.authorization).toMatch(
-      /^AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE\/\d{8}\/eu-west-1\/s3\/aws4_request/,
-    );
-    expect(store.location).toBe("s3://anchors-bucket/audit-anchors/");
   });
 });
