@@ -1,8 +1,8 @@
 import * as z from "zod";
-import { InputError } from "../error.ts";
+import { InputError, NotFoundError } from "../error.ts";
 import { log } from "../util/log.ts";
 import { importStream, type StreamReport } from "./files.ts";
-import { type Deps, type IngestResult, ingest, LookupCache } from "./ingest.ts";
+import { type Deps, emptyResult, type IngestResult, ingest, LookupCache } from "./ingest.ts";
 
 /** `detail-type` of every CloudTrail-delivered API event on EventBridge (protocols.md §3.5). */
 export const EVENTBRIDGE_DETAIL_TYPE = "AWS API Call via CloudTrail";
@@ -34,20 +34,38 @@ export function fromEventBridge(input: unknown): unknown[] {
   });
 }
 
+const isCloudTrailCall = (event: unknown) =>
+  typeof event === "object" &&
+  event !== null &&
+  (event as Record<string, unknown>)["detail-type"] === EVENTBRIDGE_DETAIL_TYPE;
+
 /**
- * One EventBridge delivery into the ingest. Events that are not CloudTrail API calls are logged and
- * dropped (a retry cannot fix them); store failures throw so that the delivery is retried.
+ * One EventBridge delivery (an event, or a batch of them) into the ingest, event by event, so that one bad
+ * event never costs the others. A CloudTrail API call whose `detail` is not a record is ingested whole: it
+ * is kept as `unparsed`, the envelope being the evidence. An event that is not a CloudTrail API call at all
+ * is logged and counted as skipped: a retry cannot fix it. Store failures throw, so that the delivery is
+ * retried (ingest dedupes what the failed attempt already wrote).
  */
-export async function receive(deps: Deps, input: unknown): Promise<IngestResult | undefined> {
-  let records: unknown[];
-  try {
-    records = fromEventBridge(input);
-  } catch (error) {
-    if (!(error instanceof InputError)) throw error;
-    log.error("trail events: not a CloudTrail API call event; dropped", { message: error.message });
-    return undefined;
-  }
-  return ingest(deps, records, { source: "eventbridge" });
+export async function receive(deps: Deps, input: unknown): Promise<IngestResult> {
+  const events = Array.isArray(input) ? input : [input];
+  const records: unknown[] = [];
+  let dropped = 0;
+  events.forEach((event, index) => {
+    const parsed = EventBridgeEvent.safeParse(event);
+    if (parsed.success) records.push(parsed.data.detail);
+    else if (isCloudTrailCall(event)) records.push(event);
+    else {
+      dropped++;
+      log.error("trail events: not a CloudTrail API call event; dropped", {
+        index,
+        message: `not an "${EVENTBRIDGE_DETAIL_TYPE}" EventBridge event: ${parsed.error.issues[0]?.message ?? ""}`,
+      });
+    }
+  });
+  const result = records.length > 0 ? await ingest(deps, records, { source: "eventbridge" }) : emptyResult();
+  result.received += dropped;
+  result.skipped += dropped;
+  return result;
 }
 
 /** An S3 "ObjectCreated" notification (direct, or through SNS/SQS with the S3 event as the body). */
@@ -80,22 +98,35 @@ const ObjectCreated = z.looseObject({
 export function objectsOf(event: unknown): S3Object[] {
   const notification = S3Notification.safeParse(event);
   const created = ObjectCreated.safeParse(event);
-  const raw = notification.success
+  const objects = notification.success
     ? notification.data.Records.map((record) => ({
         bucket: record.s3.bucket.name,
-        key: record.s3.object.key,
+        key: notificationKey(record.s3.object.key),
       }))
     : created.success
-      ? [{ bucket: created.data.detail.bucket.name, key: created.data.detail.object.key }]
+      ? // EventBridge carries the key as it is: its events show `:` and spaces unescaped.
+        [{ bucket: created.data.detail.bucket.name, key: created.data.detail.object.key }]
       : undefined;
-  if (!raw) throw new InputError("trail.invalid_notification", "not an S3 event notification");
-  return raw
-    .map((object) => ({
-      bucket: object.bucket,
-      // Notifications URL-encode keys, spaces as "+" (CloudTrail's own key names need neither).
-      key: decodeURIComponent(object.key.replace(/\+/g, " ")),
-    }))
-    .filter((object) => !object.key.includes("/CloudTrail-Digest/") && /\.json(\.gz)?$/i.test(object.key));
+  if (!objects) throw new InputError("trail.invalid_notification", "not an S3 event notification");
+  return objects.filter(
+    (object) => !object.key.includes("/CloudTrail-Digest/") && /\.json(\.gz)?$/i.test(object.key),
+  );
+}
+
+/**
+ * S3 notifications (direct, SNS, SQS) URL-encode keys as a form does: `+` for a space, `%2B` for a `+`
+ * (S3 User Guide, "Event message structure"). CloudTrail's own key names need no encoding, but a trail's
+ * prefix may. A key that does not decode is refused before anything is read.
+ */
+function notificationKey(key: string): string {
+  try {
+    return decodeURIComponent(key.replace(/\+/g, " "));
+  } catch {
+    throw new InputError(
+      "trail.invalid_notification",
+      `object key ${JSON.stringify(key.slice(0, 200))} is not URL-encoded as S3 notifications encode keys`,
+    );
+  }
 }
 
 export interface ObjectReport extends Omit<StreamReport, "stats"> {
@@ -104,7 +135,10 @@ export interface ObjectReport extends Omit<StreamReport, "stats"> {
   records: number;
 }
 
-/** Imports S3 log files one after the other; a file that cannot be read is reported, the others go on. */
+/**
+ * Imports S3 log files one after the other; a file that cannot be read (missing, truncated, broken JSON) is
+ * reported, the others go on.
+ */
 export async function importObjects(
   deps: Deps,
   objects: readonly S3Object[],
@@ -113,7 +147,18 @@ export async function importObjects(
   const cache = new LookupCache();
   const reports: ObjectReport[] = [];
   for (const object of objects) {
-    const report = await importStream(await open(object), (records) =>
+    let source: AsyncIterable<Uint8Array>;
+    try {
+      source = await open(object);
+    } catch (error) {
+      // Gone before it could be read (deleted, a stale notification): no retry brings it back. Anything else
+      // (throttling, AccessDenied while a policy is being fixed) throws, so that the event is retried.
+      if (!(error instanceof NotFoundError)) throw error;
+      log.error("trail import: log file not found", { ...object, error: error.message });
+      reports.push({ ...object, records: 0, result: emptyResult(), error: error.message });
+      continue;
+    }
+    const report = await importStream(source, (records) =>
       ingest(deps, records, { source: "import", cache }),
     );
     if (report.error) log.error("trail import: log file not fully read", { ...object, error: report.error });

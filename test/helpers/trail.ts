@@ -27,7 +27,7 @@ export const IAM_INSTANCE = "i-0c0ffee0c0ffee0ee";
 export const DEMO_ENDPOINT = "eice-0demo00000000001";
 export const DEMO_DNS = `${DEMO_ENDPOINT}.ec2-instance-connect-endpoint.us-east-1.amazonaws.com`;
 
-function variantInventory(): string {
+function variantInventory(mutate?: (document: any) => void): string {
   const inventory = parse(readFileSync(DEMO_INVENTORY, "utf8"));
   const target = inventory.accounts.find((account: { id: string }) => account.id === "111122223333");
   target.users = [
@@ -62,6 +62,7 @@ function variantInventory(): string {
       ],
     },
   };
+  mutate?.(inventory);
   return stringify(inventory);
 }
 
@@ -78,7 +79,10 @@ export interface TrailEmulator {
   close(): Promise<void>;
 }
 
-export async function startTrailEmulator(): Promise<TrailEmulator> {
+/** `inventory` changes the world further (buckets, more permissions) before the emulator starts. */
+export async function startTrailEmulator(
+  options: { inventory?: (document: any) => void } = {},
+): Promise<TrailEmulator> {
   const delivered: Record<string, any>[] = [];
   const receiver: Server = createServer((request, response) => {
     let body = "";
@@ -98,7 +102,7 @@ export async function startTrailEmulator(): Promise<TrailEmulator> {
     );
   });
   const running = await startEmulator({
-    inventory: parseInventory(variantInventory(), "trail test inventory"),
+    inventory: parseInventory(variantInventory(options.inventory), "trail test inventory"),
     upstreams: { "demo-sshd": { host: "127.0.0.1", port: (echoTcp.address() as AddressInfo).port } },
     services: allServices({ sweepIntervalMs: 200 }),
     trailTarget: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/events`,
