@@ -1,8 +1,10 @@
+import { randomUUID } from "node:crypto";
 import { readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isolatedContext, launchChromium, screenshot } from "../helpers/browser.ts";
-import { type RunningRuntime, startRuntime } from "../helpers/runtime.ts";
+import { ROOT, type RunningRuntime, startRuntime } from "../helpers/runtime.ts";
 
 // The web app in real Chromium against the real local runtime (`npm start`): sign-in with the dev issuer,
 // the approvals inbox, my access, the request form, reports and the audit explorer.
@@ -65,11 +67,8 @@ async function createRequest(user: string, reason: string) {
   return created.body as { id: string; grantId: string };
 }
 
-/**
- * The browser's globals inside `page.evaluate` callbacks (which run in Chromium, not here). The test
- * program is type-checked without the DOM library, so they are reached untyped.
- */
-const browserGlobals = (): any => globalThis;
+// page.evaluate callbacks run in Chromium, serialized: they reach the DOM through an untyped globalThis
+// (this program is type-checked without the DOM library) and can use nothing from this file.
 
 /** RFC 4180: quoted cells may hold commas, doubled quotes and line breaks. */
 function parseCsv(text: string): string[][] {
@@ -206,7 +205,7 @@ describe("web app on the local runtime", () => {
     expect(await duration.getAttribute("aria-invalid")).toBe("true");
     await alice.getByRole("button", { name: "Request access" }).click();
     // Nothing was sent: the first field to fix has the focus.
-    expect(await alice.evaluate(() => browserGlobals().document.activeElement?.id)).toBe("duration");
+    expect(await alice.evaluate(() => (globalThis as any).document.activeElement?.id)).toBe("duration");
     await duration.fill("45m");
     await alice.getByLabel("Reason").fill("web e2e: via the form");
     await screenshot(alice, "request-form-1280");
@@ -305,6 +304,54 @@ describe("web app on the local runtime", () => {
     await screenshot(carol, "request-detail-1280");
   });
 
+  it("filters CloudTrail events by classification, user, instance and time", async () => {
+    const fixture = (name: string) =>
+      JSON.parse(readFileSync(join(ROOT, "test/fixtures/cloudtrail", name), "utf8")) as Record<string, any>;
+    const at = new Date(Date.now() - 60_000);
+    at.setMilliseconds(0);
+    const unbrokered = {
+      ...fixture("push-unbrokered.json"),
+      eventID: randomUUID(),
+      eventTime: at.toISOString().replace(".000", ""),
+    };
+    const denied = {
+      ...fixture("push-denied.json"),
+      eventID: randomUUID(),
+      eventTime: at.toISOString().replace(".000", ""),
+    };
+    const imported = await api(CAROL, "POST", "/audit/trail", { records: [unbrokered, denied] });
+    expect(imported.body).toMatchObject({ recorded: 2 });
+
+    const carol = await signIn(CAROL, { path: "/audit" });
+    const table = carol.getByRole("table", { name: /CloudTrail events/ });
+    const rowOf = (eventId: string) => table.locator(`tr[data-event-id="${eventId}"]`);
+    await rowOf(unbrokered.eventID).waitFor();
+    expect(await rowOf(denied.eventID).count()).toBe(1);
+    const apply = async (filters: Record<string, string>) => {
+      for (const [label, value] of Object.entries(filters)) {
+        const field = carol.getByLabel(label, { exact: true });
+        if (label === "Classification") await field.selectOption(value);
+        else await field.fill(value);
+      }
+      await carol.getByRole("button", { name: "Apply" }).click();
+      await carol.getByText(/shown of \d+ read/).waitFor();
+    };
+    await apply({ Classification: "unbrokered" });
+    await expect.poll(() => rowOf(denied.eventID).count()).toBe(0);
+    expect(await rowOf(unbrokered.eventID).count()).toBe(1);
+    expect(await rowOf(unbrokered.eventID).textContent()).toContain("user/mallory");
+    await apply({ Classification: "", User: "mallory", Instance: DEMO });
+    await expect.poll(() => rowOf(denied.eventID).count()).toBe(1);
+    expect(await rowOf(unbrokered.eventID).count()).toBe(1);
+    await apply({ User: "alice" });
+    await expect.poll(() => rowOf(unbrokered.eventID).count()).toBe(0);
+    const later = new Date(at.getTime() + 30_000 - at.getTimezoneOffset() * 60_000)
+      .toISOString()
+      .slice(0, 16);
+    await apply({ User: "", Instance: "", From: later });
+    await expect.poll(() => rowOf(unbrokered.eventID).count()).toBe(0);
+  });
+
   it("is readable at 390 px: no page scrolls sideways", async () => {
     const pages: Array<[string, string]> = [
       [BOB, "/inbox"],
@@ -319,7 +366,7 @@ describe("web app on the local runtime", () => {
       await page.locator("main h1").waitFor();
       await page.waitForLoadState("networkidle");
       const overflow = await page.evaluate(() => {
-        const { document, innerWidth } = browserGlobals();
+        const { document, innerWidth } = globalThis as any;
         return document.documentElement.scrollWidth - innerWidth;
       });
       expect(overflow, `${path} at 390 px`).toBeLessThanOrEqual(0);
@@ -331,7 +378,7 @@ describe("web app on the local runtime", () => {
     const bob = await signIn(BOB);
     await bob.getByRole("heading", { name: "Inbox" }).waitFor();
     const unlabelled = await bob.evaluate(() =>
-      [...browserGlobals().document.querySelectorAll("input, select, textarea, button")]
+      [...(globalThis as any).document.querySelectorAll("input, select, textarea, button")]
         .filter((control: any) => {
           const name =
             control.labels?.length || control.getAttribute("aria-label") || control.textContent?.trim();
@@ -342,7 +389,7 @@ describe("web app on the local runtime", () => {
     expect(unlabelled).toEqual([]);
     await bob.keyboard.press("Tab");
     const focused = await bob.evaluate(() => {
-      const { document, getComputedStyle } = browserGlobals();
+      const { document, getComputedStyle } = globalThis as any;
       const element = document.activeElement;
       return { text: element.textContent, outline: getComputedStyle(element).outlineStyle };
     });

@@ -1,5 +1,5 @@
 import type { AccessReport } from "../../core/report/schema.ts";
-import type { Bucket, Series } from "./components/charts.tsx";
+import type { Bucket, Series } from "./chart-types.ts";
 
 /*
  * The report's JSON turned into chart series. Pure functions of the API's report, so what a chart shows is

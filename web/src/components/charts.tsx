@@ -1,14 +1,7 @@
 /** Bar charts as plain SVG: no chart library, nothing fetched, printable, and each chart says what it shows. */
+import type { Bucket, Series } from "../chart-types.ts";
 
-export interface Series {
-  label: string;
-  color: string;
-}
-
-export interface Bucket {
-  label: string;
-  values: number[];
-}
+export type { Bucket, Series };
 
 const WIDTH = 560;
 const HEIGHT = 220;

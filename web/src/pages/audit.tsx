@@ -170,7 +170,7 @@ function TrailTab({ filters }: { filters: Filters }) {
           </thead>
           <tbody>
             {scan.rows.map((row) => (
-              <tr key={row.eventId}>
+              <tr key={row.eventId} data-event-id={row.eventId}>
                 <td>
                   <Time at={row.event.eventTime} />
                 </td>
