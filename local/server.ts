@@ -42,6 +42,8 @@ export interface DevServerOptions {
    * HTML, without a token) are served from it; everything else is the API (local/web-static.ts).
    */
   webDir?: string;
+  /** Origins besides its own the web app may call (an OIDC provider's), for its content security policy. */
+  webConnect?: string[];
 }
 
 type Handler = ReturnType<typeof createApi>;
@@ -111,7 +113,8 @@ export function createDevServer(options: DevServerOptions): { server: Server; ha
       for (const [name, value] of Object.entries(request.headers)) {
         if (value !== undefined) headers[name.toLowerCase()] = Array.isArray(value) ? value.join(",") : value;
       }
-      if (options.webDir && serveWeb(options.webDir, method, path, headers, response)) return;
+      if (options.webDir && serveWeb(options.webDir, method, path, headers, response, options.webConnect))
+        return;
       if (path === "/dev/users" && method === "GET") {
         // The local sign-in page's user picker: the demo directory, as `POST /dev/login` accepts it.
         const users = options.deps.config.directory.users.map(({ email, name, groups }) => ({

@@ -15,17 +15,22 @@ const TYPES: Record<string, string> = {
 /** Paths a person may open in a browser that are API documents, never the app. */
 const API_DOCUMENTS = new Set(["/health", "/openapi.json"]);
 
-/** The app loads only what it ships and talks only to its own origin (the local API). */
-const CSP = [
-  "default-src 'self'",
-  "script-src 'self'",
-  "style-src 'self'",
-  "img-src 'self' data: blob:",
-  "connect-src 'self'",
-  "base-uri 'none'",
-  "form-action 'self'",
-  "frame-ancestors 'none'",
-].join("; ");
+/**
+ * The app loads only what it ships and talks only to its own origin (the local API), plus `connect`: the
+ * origins of an OIDC provider when the build signs in with one.
+ */
+function csp(connect: readonly string[]): string {
+  return [
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "img-src 'self' data: blob:",
+    ["connect-src 'self'", ...connect].join(" "),
+    "base-uri 'none'",
+    "form-action 'self'",
+    "frame-ancestors 'none'",
+  ].join("; ");
+}
 
 /**
  * Whether a request is a browser opening a page of the app rather than a call of the API: a GET whose
@@ -51,6 +56,7 @@ export function serveWeb(
   path: string,
   headers: Record<string, string>,
   response: ServerResponse,
+  connect: readonly string[] = [],
 ): boolean {
   if ((method === "GET" || method === "HEAD") && path.startsWith("/assets/")) {
     const root = resolve(dir, "assets");
@@ -76,7 +82,7 @@ export function serveWeb(
     "content-type": TYPES[".html"] as string,
     "content-length": String(body.length),
     "cache-control": "no-cache",
-    "content-security-policy": CSP,
+    "content-security-policy": csp(connect),
     "x-content-type-options": "nosniff",
     "referrer-policy": "no-referrer",
   });
