@@ -5,7 +5,6 @@ import { DynamoSlackStore } from "../core/aws/dynamo/slack-store.ts";
 import { DynamoStore } from "../core/aws/dynamo/store.ts";
 import { DynamoTrailStore } from "../core/aws/dynamo/trail-store.ts";
 import { awsAdapters, eventBridgeScheduler } from "../core/aws/index.ts";
-import { S3, S3AnchorStore } from "../core/aws/s3.ts";
 import { lambdaJobs } from "../core/aws/slack-jobs.ts";
 import { settings } from "../core/config.ts";
 import { Grant } from "../core/grant/index.ts";
@@ -54,14 +53,12 @@ export function depsFromEnv(): BrokerDeps {
   const store = new DynamoStore(documentClient(), settings.tableName());
   const clients = awsClientsFor(config.settings.aws.accounts);
   const scheduling = settings.scheduler();
-  const anchorBucket = settings.anchorBucket();
   const deps: BrokerDeps = {
     config,
     requests: store,
     audit: store,
     pushes: store,
     trail: new DynamoTrailStore(store, documentClient(), settings.tableName()),
-    anchors: anchorBucket ? new S3AnchorStore(s3FromEnv(), anchorBucket) : undefined,
     ...awsAdapters(config, clients),
     scheduler: scheduling ? eventBridgeScheduler(clients, scheduling) : Grant.noScheduler,
   };
@@ -90,12 +87,4 @@ export function slackIngressFromEnv(): IngressDeps {
 /** The Slack worker's deps (and the sweeper's, for expiry warnings); undefined without a bot token. */
 export function slackWorkerFromEnv(): WorkerDeps | undefined {
   return slackNotifier(depsFromEnv());
-}
-
-let s3: S3 | undefined;
-
-/** S3 as the function's own role, with the SDK's defaults (region, credentials, endpoint); one per process. */
-export function s3FromEnv(): S3 {
-  s3 ??= new S3();
-  return s3;
 }

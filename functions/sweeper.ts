@@ -2,6 +2,7 @@ import { Grant } from "../core/grant/index.ts";
 import { Trail } from "../core/trail/index.ts";
 import { log } from "../core/util/log.ts";
 import { depsFromEnv, slackWorkerFromEnv } from "./deps.ts";
+import { withAnchors } from "./s3-deps.ts";
 import { trailDepsFromEnv } from "./trail-deps.ts";
 
 /**
@@ -24,6 +25,6 @@ export async function handler(): Promise<
   )
     log.info("sweep", { ...result, warned });
   if (result.iam.failed > 0) log.warn("sweep: IAM reconciliation incomplete", { ...result.iam });
-  const trail = await Trail.maintain(trailDepsFromEnv());
+  const trail = await Trail.maintain(withAnchors(trailDepsFromEnv()));
   return { ...result, warned, trail };
 }

@@ -1,5 +1,5 @@
 import { Trail } from "../core/trail/index.ts";
-import { s3FromEnv } from "./deps.ts";
+import { s3FromEnv } from "./s3-deps.ts";
 import { trailDepsFromEnv } from "./trail-deps.ts";
 
 /**

@@ -35,6 +35,8 @@ const CAROL = "carol@example.com";
 const TRAIL_BUCKET = "org-cloudtrail-logs";
 /** A prefix that needs URL-encoding in S3 notifications (space, plus). */
 const PREFIX = "trail logs+2024";
+/** Audit chain heads, as infra/storage.ts creates the bucket: Object Lock, compliance mode. */
+const ANCHOR_BUCKET = "broker-audit-anchors";
 
 let emulator: TrailEmulator;
 let broker: TestBroker;
@@ -53,7 +55,15 @@ let handlers: Handlers;
 beforeAll(async () => {
   emulator = await startTrailEmulator({
     inventory: (document) => {
-      document.buckets = [{ name: TRAIL_BUCKET, account: "123456789012", region: "us-east-1" }];
+      document.buckets = [
+        { name: TRAIL_BUCKET, account: "123456789012", region: "us-east-1" },
+        {
+          name: ANCHOR_BUCKET,
+          account: "123456789012",
+          region: "us-east-1",
+          objectLock: { mode: "COMPLIANCE", days: 1 },
+        },
+      ];
       // What infra/trail.ts grants the import function (GetObject under AWSLogs/ of the trail's prefix),
       // plus ListBucket so that S3 tells a missing object from a forbidden one.
       const user = document.accounts
@@ -68,6 +78,13 @@ beforeAll(async () => {
             Resource: `arn:aws:s3:::${TRAIL_BUCKET}/${PREFIX}/AWSLogs/*`,
           },
           { Effect: "Allow", Action: "s3:ListBucket", Resource: `arn:aws:s3:::${TRAIL_BUCKET}` },
+          // What infra/functions.ts grants the API (read) and the sweeper (write) on the anchors.
+          { Effect: "Allow", Action: "s3:ListBucket", Resource: `arn:aws:s3:::${ANCHOR_BUCKET}` },
+          {
+            Effect: "Allow",
+            Action: ["s3:GetObject", "s3:PutObject"],
+            Resource: `arn:aws:s3:::${ANCHOR_BUCKET}/audit-anchors/*`,
+          },
         ],
       };
       // The staging account's broker role may not read CloudTrail: its backfill fails, the others go on.
@@ -618,4 +635,55 @@ describe("three sources, one store", () => {
     expect(listed.body.items).toHaveLength(3);
     expect((await broker.call(CAROL, "GET", "/audit/verify")).body).toMatchObject({ ok: true });
   }, 120_000);
+});
+
+describe("audit anchors in S3 (functions/sweeper.ts writes, functions/api.ts reads)", () => {
+  it("anchors the chain head in the Object Lock bucket, and verify checks the chain against it", async () => {
+    process.env.ACCESS_ANCHOR_BUCKET = ANCHOR_BUCKET;
+    try {
+      await malloryPush();
+      const { envelopes } = await eicEvents(1);
+      await handlers.events(envelopes[0], lambdaContext());
+      const sweeper = (await import("../../functions/sweeper.ts")).handler;
+      const swept = await sweeper();
+      const head = await headSeq();
+      expect(swept.trail.anchored).toBe(head);
+      const [anchor] = emulator.running.core.s3.list(ANCHOR_BUCKET);
+      expect(anchor).toMatchObject({ key: expect.stringMatching(/^audit-anchors\/\d{13}-\d+\.json$/) });
+      expect(anchor?.retention?.mode).toBe("COMPLIANCE");
+      // Nothing new: the next sweep anchors nothing.
+      expect((await sweeper()).trail.anchored).toBeUndefined();
+
+      const api = (await import("../../functions/api.ts")).handler;
+      const response = (await api(
+        {
+          version: "2.0",
+          routeKey: "$default",
+          rawPath: "/audit/verify",
+          rawQueryString: "",
+          headers: {},
+          requestContext: {
+            http: {
+              method: "GET",
+              path: "/audit/verify",
+              protocol: "HTTP/1.1",
+              sourceIp: "127.0.0.1",
+              userAgent: "test",
+            },
+            requestId: randomUUID(),
+            authorizer: { jwt: { claims: { email: CAROL, sub: CAROL, groups: "[security]" }, scopes: [] } },
+          },
+          isBase64Encoded: false,
+        } as never,
+        lambdaContext(),
+      )) as { statusCode: number; body: string };
+      expect(response.statusCode).toBe(200);
+      expect(JSON.parse(response.body)).toMatchObject({
+        ok: true,
+        anchor: { ok: true, seq: head, location: `s3://${ANCHOR_BUCKET}/audit-anchors/` },
+      });
+    } finally {
+      delete process.env.ACCESS_ANCHOR_BUCKET;
+    }
+  });
 });
