@@ -174,6 +174,18 @@ describe("web app on the local runtime", () => {
     expect(await active.getByTestId("time-left").textContent()).toMatch(/^(29|30)m \d\ds$/);
     await screenshot(alice, "my-access-active-1280");
 
+    // Extend: the rule wants its approvers again, so the extension waits for them.
+    await active.getByRole("button", { name: "Extend" }).click();
+    await active.getByLabel("Extend by").fill("15m");
+    await active.getByLabel("Why").fill("the logs are long");
+    await active.getByRole("button", { name: "Ask to extend" }).click();
+    await active.getByText("Extension by 15m waits for approval.").waitFor();
+    const extension = await api(ALICE, "GET", `/grants/${request.grantId}`);
+    expect(extension.body.pendingExtension).toMatchObject({
+      durationSeconds: 900,
+      reason: "the logs are long",
+    });
+
     await active.getByRole("button", { name: "End now" }).click();
     await active.getByRole("button", { name: "Yes, end now" }).click();
     await alice.locator(`tr[data-request-id="${request.id}"]`).getByText("revoked").waitFor();
