@@ -45,6 +45,8 @@ export class S3 {
         region: this.options.region ?? process.env.AWS_REGION ?? "us-east-1",
         maxAttempts: this.options.maxAttempts ?? RETRY.maxAttempts,
         retryMode: RETRY.retryMode,
+        // An organization's trail bucket often lives in another region than the broker: follow S3's redirect.
+        followRegionRedirects: true,
         ...(endpoint ? { endpoint } : {}),
         ...(endpoint || environmentEndpoint() ? { forcePathStyle: true } : {}),
         ...(this.options.credentials ? { credentials: this.options.credentials } : {}),

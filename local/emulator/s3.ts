@@ -8,7 +8,8 @@
  * (`s3:GetObject`, `s3:PutObject`, `s3:ListBucket` with `s3:prefix`); a missing key is AccessDenied unless
  * the caller may list the bucket; Content-MD5 and `x-amz-checksum-*` verified and checksums returned with
  * `x-amz-checksum-mode: ENABLED`; Object Lock buckets keep every version under its retention and refuse
- * uploads without an integrity header; single byte ranges; the bucket's region is enforced.
+ * uploads without an integrity header; single byte ranges; a request signed for another region than the
+ * bucket's is redirected (301 with `x-amz-bucket-region`).
  *
  * Not emulated, answered `NotImplemented`: bucket policies and ACLs (only the bucket's own account reaches
  * it), multipart and aws-chunked uploads, deletes, bucket-level and other subresource calls. Object calls are
@@ -63,13 +64,17 @@ export interface StoredObject {
 /** Bytes, or a stream opened anew for every read (test objects larger than memory should hold). */
 export type ObjectSource = Buffer | { size: number; open: () => Readable };
 
-/** An error S3 answers with; `fields` are extra children of `<Error>` (Key, BucketName, Region…). */
+/**
+ * An error S3 answers with; `fields` are extra children of `<Error>` (Key, BucketName, Endpoint…), `headers`
+ * extra response headers.
+ */
 export class S3Error extends Error {
   constructor(
     readonly status: number,
     readonly code: string,
     message: string,
     readonly fields: Record<string, string> = {},
+    readonly headers: Record<string, string> = {},
   ) {
     super(message);
     this.name = "S3Error";
@@ -363,7 +368,7 @@ export function s3Service(core: EmulatorCore, store: S3Store, deps: ServiceDeps)
     }
     // HEAD responses carry no body: the status is all a client learns.
     if (method === "HEAD") {
-      response.writeHead(error.status, { ...headersFor(requestId), "Content-Length": 0 });
+      response.writeHead(error.status, { ...headersFor(requestId), ...error.headers, "Content-Length": 0 });
       response.end();
       return;
     }
@@ -374,6 +379,7 @@ export function s3Service(core: EmulatorCore, store: S3Store, deps: ServiceDeps)
       .join("")}<RequestId>${requestId}</RequestId></Error>`;
     response.writeHead(error.status, {
       ...headersFor(requestId),
+      ...error.headers,
       "Content-Type": "application/xml",
       "Content-Length": Buffer.byteLength(body),
     });
@@ -685,12 +691,15 @@ export function s3Service(core: EmulatorCore, store: S3Store, deps: ServiceDeps)
         const operation = operationOf(method, target.key, query);
         const bucket = store.bucket(target.bucket);
         if (!bucket) throw noSuchBucket(target.bucket);
+        // The emulator's one endpoint stands for every regional one: a request signed for another region
+        // is one sent to the wrong regional endpoint, which S3 answers with a redirect naming the bucket's.
         if (auth.region !== bucket.region)
           throw new S3Error(
-            400,
-            "AuthorizationHeaderMalformed",
-            `The authorization header is malformed; the region '${auth.region.slice(0, 32)}' is wrong; expecting '${bucket.region}'`,
-            { Region: bucket.region },
+            301,
+            "PermanentRedirect",
+            "The bucket you are attempting to access must be addressed using the specified endpoint. Please send all future requests to this endpoint.",
+            { Bucket: bucket.name, Endpoint: `${bucket.name}.s3.${bucket.region}.amazonaws.com` },
+            { "x-amz-bucket-region": bucket.region },
           );
         if (Buffer.byteLength(target.key) > MAX_KEY_BYTES)
           throw new S3Error(400, "KeyTooLongError", "Your key is too long");

@@ -430,9 +430,16 @@ describe("refusals, in S3's words", () => {
       broker.send(new GetObjectCommand({ Bucket: "no-such-bucket", Key: "k" })),
     );
     expect(missingBucket.name).toBe("NoSuchBucket");
+    // Asked in the wrong region: S3's redirect, which an SDK told to follow redirects follows.
+    emulator.core.s3.put(EU, "k", Buffer.from("from eu-west-1"));
     const wrongRegion = await rejection(broker.send(new GetObjectCommand({ Bucket: EU, Key: "k" })));
-    expect(wrongRegion.name).toBe("AuthorizationHeaderMalformed");
-    expect(wrongRegion.message).toMatch(/expecting 'eu-west-1'/);
+    expect(wrongRegion.name).toBe("PermanentRedirect");
+    expect(wrongRegion.$metadata.httpStatusCode).toBe(301);
+    expect(wrongRegion.$response?.headers?.["x-amz-bucket-region"]).toBe("eu-west-1");
+    const following = s3(BROKER, { followRegionRedirects: true });
+    const redirected = await following.send(new GetObjectCommand({ Bucket: EU, Key: "k" }));
+    expect(await redirected.Body?.transformToString()).toBe("from eu-west-1");
+    following.destroy();
     const head = await rejection(broker.send(new HeadObjectCommand({ Bucket: LOGS, Key: "AWSLogs/none" })));
     expect(head.$metadata.httpStatusCode).toBe(404);
     broker.destroy();

@@ -9,6 +9,8 @@ import { startTrailEmulator, type TrailEmulator } from "../helpers/trail.ts";
 /** core/aws/s3.ts (the official SDK, loaded on first use) against the emulator's S3. */
 
 const ANCHORS = "audit-anchors-bucket";
+/** A trail bucket in another region than the broker's. */
+const LOGS = "org-trail-eu";
 let emulator: TrailEmulator;
 const clients: S3[] = [];
 
@@ -23,6 +25,7 @@ beforeAll(async () => {
           region: "us-east-1",
           objectLock: { mode: "COMPLIANCE", days: 1 },
         },
+        { name: LOGS, account: "123456789012", region: "eu-west-1" },
       ];
       // As infra/functions.ts grants the sweeper (write) and the API (read).
       document.accounts
@@ -36,6 +39,7 @@ beforeAll(async () => {
             Action: ["s3:GetObject", "s3:PutObject"],
             Resource: `arn:aws:s3:::${ANCHORS}/audit-anchors/*`,
           },
+          { Effect: "Allow", Action: "s3:GetObject", Resource: `arn:aws:s3:::${LOGS}/AWSLogs/*` },
         ],
       };
     },
@@ -114,6 +118,12 @@ describe("the S3 adapter", () => {
     }
     expect(bytes).toBe(5 * 1024 * 1024);
     expect(chunks).toBeGreaterThan(1);
+
+    // A bucket in another region: S3's redirect is followed.
+    emulator.running.core.s3.put(LOGS, "AWSLogs/a.json", Buffer.from('{"Records":[]}'));
+    const text: Buffer[] = [];
+    for await (const chunk of await client.getObject(LOGS, "AWSLogs/a.json")) text.push(Buffer.from(chunk));
+    expect(Buffer.concat(text).toString()).toBe('{"Records":[]}');
 
     await expect(client.getObject(ANCHORS, "audit-anchors/none")).rejects.toMatchObject({
       kind: "not_found",
