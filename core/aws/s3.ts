@@ -8,9 +8,9 @@ import { errorName, rethrowAws } from "./errors.ts";
 
 /**
  * The S3 calls the broker makes — GetObject of CloudTrail log files (streamed), PutObject and ListObjectsV2
- * of audit anchors — through the official SDK. The SDK is imported on the first call: every function's deps
- * hold an S3 (anchors), but only the sweeper, `GET /audit/verify` and the log-file import ever call it, so
- * the other cold starts never load or parse it (with code splitting it is a chunk of its own).
+ * of audit anchors — through the official SDK. The SDK is imported on the first call (with code splitting it
+ * is a chunk of its own): an API cold start for anything but `GET /audit/verify` or a report never loads or
+ * parses it. functions/s3-deps.ts keeps it out of the functions that never reach S3 at all.
  */
 export interface S3Options {
   /** Default: AWS_REGION (set by Lambda), else us-east-1. */
