@@ -19,6 +19,11 @@ export interface Lookup {
   request(requestId: string): Promise<Info | undefined>;
   /** Requests of a requester created in [from, to] (ISO times). */
   requestsOf(email: string, from: string, to: string): Promise<Info[]>;
+  /**
+   * The pushes of a fingerprint created inside `nearWindow(at)`, in `pushesByFingerprint` order, when the
+   * caller knows them all (a bulk import primed them with one range read); undefined otherwise.
+   */
+  pushesNear?(fingerprint: string, at: number): Promise<Push[] | undefined>;
 }
 
 export interface Deps {
@@ -30,6 +35,19 @@ export interface Deps {
 export const WINDOW_SKEW_MS = 5_000;
 /** A push record this close to the event (either side) is the push that made it. */
 export const PUSH_MATCH_MS = 5 * 60_000;
+/**
+ * A push is created (intent) before its AWS call and completed (`pushedAt`) in the same API invocation,
+ * which Lambda ends after 15 minutes at the latest.
+ */
+export const MAX_PUSH_MS = 15 * 60_000;
+
+/**
+ * The `createdAt` range that holds every push within PUSH_MATCH_MS of an event at `at`: whatever the
+ * full fingerprint lookup would match, a read of this range finds too.
+ */
+export function nearWindow(at: number): { from: number; to: number } {
+  return { from: at - PUSH_MATCH_MS - MAX_PUSH_MS, to: at + PUSH_MATCH_MS };
+}
 /** A grant may start up to 30 days after its request and last 12 hours (plus extensions). */
 const REQUEST_LOOKBACK_MS = 32 * 86_400_000;
 /** The EICE default and maximum tunnel duration (protocols.md §1.8, §3.2). */
@@ -38,6 +56,13 @@ export const DEFAULT_TUNNEL_SECONDS = 3_600;
 const URL_SLACK_MS = 60_000;
 
 const GRANT_SESSION = /^grant-(gr_[0-9a-z]{26})$/;
+
+/** The request a tunnel's signer session (`grant-<id>`) names, if it is one. */
+export function sessionRequestId(event: TrailEvent): string | undefined {
+  if (event.kind !== "tunnel") return undefined;
+  const grantId = GRANT_SESSION.exec(event.identity.sessionName ?? "")?.[1];
+  return grantId ? requestIdOf(grantId) : undefined;
+}
 
 interface Match {
   request: Info;
@@ -112,13 +137,11 @@ async function matchKeyPush(
   event: Extract<ParsedEvent, { kind: "key-push" }>,
 ): Promise<Match | undefined> {
   const at = ms(event.eventTime);
-  const pushes = event.fingerprint ? await deps.lookup.pushesByFingerprint(event.fingerprint) : [];
   const gap = (push: Push) => Math.abs(ms(push.pushedAt ?? push.createdAt) - at);
   const closest = (list: Push[]) =>
     list.reduce<Push | undefined>((best, push) => (!best || gap(push) < gap(best) ? push : best), undefined);
-  const exact = closest(
-    pushes.filter((push) => push.instanceId === event.instanceId && push.osUser === event.osUser),
-  );
+  const closestExact = (list: Push[]) =>
+    closest(list.filter((push) => push.instanceId === event.instanceId && push.osUser === event.osUser));
   const byPush = async (push: Push | undefined): Promise<Match | undefined> => {
     const request = push ? await deps.lookup.request(push.requestId) : undefined;
     if (!push || !request) return undefined;
@@ -130,7 +153,13 @@ async function matchKeyPush(
       );
     return { request, push, matchedBy: "push", notes };
   };
-  // (a) the broker's own push: same key, instance and OS user, at that time.
+  // (a) the broker's own push: same key, instance and OS user, at that time. The pushes near the event
+  // hold that push and every one as close (nearWindow), so when they have it the full list is not needed.
+  const near = event.fingerprint ? await deps.lookup.pushesNear?.(event.fingerprint, at) : undefined;
+  const nearExact = near && closestExact(near);
+  if (nearExact && gap(nearExact) <= PUSH_MATCH_MS) return byPush(nearExact);
+  const pushes = event.fingerprint ? await deps.lookup.pushesByFingerprint(event.fingerprint) : [];
+  const exact = closestExact(pushes);
   if (exact && gap(exact) <= PUSH_MATCH_MS) return byPush(exact);
   // (c) IAM grant mode: the caller's own principal, granted this instance.
   const emails = usersWithPrincipal(deps.config, event.identity.principalArn);
@@ -159,9 +188,9 @@ async function matchTunnel(
   event: Extract<ParsedEvent, { kind: "tunnel" }>,
 ): Promise<Match | undefined> {
   const at = ms(event.eventTime);
-  const session = GRANT_SESSION.exec(event.identity.sessionName ?? "");
-  if (session?.[1]) {
-    const request = await deps.lookup.request(requestIdOf(session[1]));
+  const sessionRequest = sessionRequestId(event);
+  if (sessionRequest) {
+    const request = await deps.lookup.request(sessionRequest);
     if (request) return { request, matchedBy: "session", notes: [] };
   }
   if (event.identity.sourceIdentity) {

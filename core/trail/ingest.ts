@@ -1,8 +1,9 @@
 import { createHash } from "node:crypto";
+import type { Push } from "../access/schema.ts";
 import type { Audit } from "../audit/index.ts";
 import type { Config } from "../policy/index.ts";
 import { log } from "../util/log.ts";
-import { correlate, type Lookup } from "./correlate.ts";
+import { correlate, type Lookup, nearWindow, sessionRequestId } from "./correlate.ts";
 import { isInstanceConnect, normalize } from "./normalize.ts";
 import type { Classification, Observation, Source, TrailEvent, Verdict } from "./schema.ts";
 import type { TrailStore } from "./store.ts";
@@ -17,8 +18,6 @@ export const now = (deps: Pick<Deps, "clock">) => (deps.clock ? deps.clock() : n
 
 /** Raw records above this are kept cut, with the SHA-256 of the whole (DynamoDB items are ≤ 400 KB). */
 export const MAX_RAW_CHARS = 64 * 1024;
-/** Observations per store write: each is two items of one transaction (≤ 100 items with the head). */
-export const WRITE_BATCH = 45;
 const CORRELATE_CONCURRENCY = 16;
 const CACHE_LIMIT = 50_000;
 
@@ -56,33 +55,122 @@ export function addResults(total: IngestResult, part: IngestResult): IngestResul
   return total;
 }
 
-/** Memoized lookups: a bulk import asks about the same grants and keys again and again. */
+/** A range of push creation times read whole by `prime`, and what it held, by fingerprint. */
+interface PushRange {
+  from: number;
+  to: number;
+  byFingerprint: Map<string, Push[]>;
+}
+
+/** A range read costs about as much as this many single fingerprint reads (one query per push status). */
+const RANGE_READ_COST = 3;
+/** Ranges of pushes this long at most are read whole; a batch spread wider reads fingerprint by fingerprint. */
+const MAX_PRIMED_SPAN_MS = 6 * 3_600_000;
+const MAX_RANGES = 64;
+
+const pushOrder = (a: Push, b: Push) =>
+  `${a.createdAt}#${a.id}` < `${b.createdAt}#${b.id}`
+    ? -1
+    : `${a.createdAt}#${a.id}` > `${b.createdAt}#${b.id}`
+      ? 1
+      : 0;
+
+/**
+ * Memoized lookups: a bulk import asks about the same grants and keys again and again. `prime` reads what
+ * a batch of events will ask about in a few bulk reads (the pushes created around their times, then the
+ * requests those pushes and tunnel sessions name), so that correlation does not make one round trip per event.
+ */
 export class LookupCache {
   private entries = new Map<string, Promise<unknown>>();
+  private ranges: PushRange[] = [];
+
+  private memo<T>(key: string, load: () => Promise<T>): Promise<T> {
+    let hit = this.entries.get(key) as Promise<T> | undefined;
+    if (!hit) {
+      if (this.entries.size >= CACHE_LIMIT) this.entries.clear();
+      hit = load();
+      this.entries.set(key, hit);
+      hit.catch(() => this.entries.delete(key));
+    }
+    return hit;
+  }
+
+  private rangeHolding(from: number, to: number): PushRange | undefined {
+    return this.ranges.find((range) => range.from <= from && to <= range.to);
+  }
+
   wrap(lookup: Lookup): Lookup {
-    const memo = <T>(key: string, load: () => Promise<T>): Promise<T> => {
-      let hit = this.entries.get(key) as Promise<T> | undefined;
-      if (!hit) {
-        if (this.entries.size >= CACHE_LIMIT) this.entries.clear();
-        hit = load();
-        this.entries.set(key, hit);
-        hit.catch(() => this.entries.delete(key));
-      }
-      return hit;
-    };
     return {
       pushesByFingerprint: (fingerprint) =>
-        memo(`k|${fingerprint}`, () => lookup.pushesByFingerprint(fingerprint)),
-      request: (id) => memo(`r|${id}`, () => lookup.request(id)),
+        this.memo(`k|${fingerprint}`, () => lookup.pushesByFingerprint(fingerprint)),
+      request: (id) => this.memo(`r|${id}`, () => lookup.request(id)),
       // Day-aligned bounds so that events of one day share an entry.
       requestsOf: (email, from, to) => {
         const day = (time: string, up: boolean) =>
           new Date(Math.floor(Date.parse(time) / 86_400_000 + (up ? 1 : 0)) * 86_400_000).toISOString();
         const start = day(from, false);
         const end = day(to, true);
-        return memo(`u|${email}|${start}|${end}`, () => lookup.requestsOf(email, start, end));
+        return this.memo(`u|${email}|${start}|${end}`, () => lookup.requestsOf(email, start, end));
+      },
+      pushesNear: async (fingerprint, at) => {
+        const window = nearWindow(at);
+        const range = this.rangeHolding(window.from, window.to);
+        return range ? (range.byFingerprint.get(fingerprint) ?? []) : undefined;
       },
     };
+  }
+
+  /** Reads in bulk what correlating `events` will look up; anything it leaves out is read one by one. */
+  async prime(store: TrailStore, events: readonly TrailEvent[]): Promise<void> {
+    const pushes = events.filter(
+      (event): event is Extract<TrailEvent, { kind: "key-push" }> =>
+        event.kind === "key-push" && !!event.fingerprint && Number.isFinite(Date.parse(event.eventTime)),
+    );
+    const windows: { from: number; to: number }[] = [];
+    for (const at of pushes.map((event) => Date.parse(event.eventTime)).sort((a, b) => a - b)) {
+      const window = nearWindow(at);
+      const last = windows.at(-1);
+      if (last && window.from <= last.to) last.to = Math.max(last.to, window.to);
+      else windows.push(window);
+    }
+    const unread = windows.filter((window) => !this.rangeHolding(window.from, window.to));
+    const fingerprints = new Set(pushes.map((event) => event.fingerprint));
+    const span = unread.reduce((sum, window) => sum + window.to - window.from, 0);
+    if (unread.length * RANGE_READ_COST < fingerprints.size && span <= MAX_PRIMED_SPAN_MS) {
+      const read = await Promise.all(
+        unread.map(async (window) => {
+          const found = await store.pushesCreatedBetween(
+            new Date(window.from).toISOString(),
+            new Date(window.to).toISOString(),
+          );
+          const byFingerprint = new Map<string, Push[]>();
+          for (const push of found.sort(pushOrder)) {
+            const list = byFingerprint.get(push.fingerprint) ?? [];
+            list.push(push);
+            byFingerprint.set(push.fingerprint, list);
+          }
+          return { ...window, byFingerprint };
+        }),
+      );
+      this.ranges = [...read, ...this.ranges].slice(0, MAX_RANGES);
+    }
+    const ids = new Set<string>();
+    for (const event of events) {
+      const session = sessionRequestId(event);
+      if (session) ids.add(session);
+    }
+    for (const event of pushes) {
+      const window = nearWindow(Date.parse(event.eventTime));
+      for (const push of this.rangeHolding(window.from, window.to)?.byFingerprint.get(
+        event.fingerprint ?? "",
+      ) ?? [])
+        ids.add(push.requestId);
+    }
+    const missing = [...ids].filter((id) => !this.entries.has(`r|${id}`));
+    if (missing.length === 0) return;
+    const found = new Map((await store.requests(missing)).map((request) => [request.id, request]));
+    if (this.entries.size + missing.length >= CACHE_LIMIT) this.entries.clear();
+    for (const id of missing) this.entries.set(`r|${id}`, Promise.resolve(found.get(id)));
   }
 }
 
@@ -200,7 +288,12 @@ export async function ingest(
     seen.add(event.eventId);
     fresh.push({ event, record });
   }
-  const lookup = (options.cache ?? new LookupCache()).wrap(deps.trail);
+  const cache = options.cache ?? new LookupCache();
+  await cache.prime(
+    deps.trail,
+    fresh.map(({ event }) => event),
+  );
+  const lookup = cache.wrap(deps.trail);
   const at = now(deps).toISOString();
   const entries = await mapLimit(fresh, CORRELATE_CONCURRENCY, async ({ event, record }) => {
     const verdict = await correlate({ config: deps.config, lookup }, event);
@@ -223,17 +316,15 @@ export async function ingest(
     };
     return { observation, audit };
   });
-  for (let start = 0; start < entries.length; start += WRITE_BATCH) {
-    const batch = entries.slice(start, start + WRITE_BATCH);
-    const written = await deps.trail.record(batch);
-    result.recorded += written.recorded.length;
-    result.duplicates += written.duplicates.length;
-    const recorded = new Set(written.recorded);
-    for (const { observation } of batch) {
-      if (!recorded.has(observation.eventId)) continue;
-      const name = observation.verdict.classification;
-      result.classifications[name] = (result.classifications[name] ?? 0) + 1;
-    }
+  // The store splits them into as few transactions as its limits allow.
+  const written = entries.length > 0 ? await deps.trail.record(entries) : { recorded: [], duplicates: [] };
+  result.recorded += written.recorded.length;
+  result.duplicates += written.duplicates.length;
+  const recorded = new Set(written.recorded);
+  for (const { observation } of entries) {
+    if (!recorded.has(observation.eventId)) continue;
+    const name = observation.verdict.classification;
+    result.classifications[name] = (result.classifications[name] ?? 0) + 1;
   }
   if (result.recorded > 0 && result.recorded !== result.received - result.skipped - result.duplicates)
     log.warn("trail ingest: some observations were neither recorded nor duplicates", { ...result });
@@ -260,7 +351,12 @@ export async function recorrelate(
   const at = now(deps);
   const since = new Date(at.getTime() - (options.lookbackMs ?? RECORRELATE_LOOKBACK_MS)).toISOString();
   const candidates = await deps.trail.uncorrelated(since, options.limit ?? 500);
-  const lookup = new LookupCache().wrap(deps.trail);
+  const cache = new LookupCache();
+  await cache.prime(
+    deps.trail,
+    candidates.map((observation) => observation.event),
+  );
+  const lookup = cache.wrap(deps.trail);
   let reclassified = 0;
   for (const observation of candidates) {
     const verdict = await correlate({ config: deps.config, lookup }, observation.event);

@@ -6,6 +6,11 @@ import type { Observation } from "./schema.ts";
 import type { Checkpoint, ObservationFilter, RecordResult, TrailStore } from "./store.ts";
 
 const clone = <T>(value: T): T => structuredClone(value);
+const pushOrder = (a: Push, b: Push) => {
+  const left = `${a.createdAt}#${a.id}`;
+  const right = `${b.createdAt}#${b.id}`;
+  return left < right ? -1 : left > right ? 1 : 0;
+};
 const byTime = (a: Observation, b: Observation) =>
   (a.event.eventTime ?? a.observedAt).localeCompare(b.event.eventTime ?? b.observedAt) ||
   a.eventId.localeCompare(b.eventId);
@@ -16,7 +21,7 @@ const byTime = (a: Observation, b: Observation) =>
  */
 export class MemoryTrailStore implements TrailStore {
   readonly observations = new Map<string, Observation>();
-  readonly requests = new Map<string, Info>();
+  private readonly byId = new Map<string, Info>();
   readonly pushes: Push[] = [];
   readonly audit: Audit.Info[] = [];
   private readonly checkpoints = new Map<string, Checkpoint>();
@@ -24,7 +29,7 @@ export class MemoryTrailStore implements TrailStore {
   private readonly byFingerprint = new Map<string, Push[]>();
 
   putRequest(request: Info): void {
-    this.requests.set(request.id, clone(request));
+    this.byId.set(request.id, clone(request));
   }
 
   putPush(push: Push): void {
@@ -39,17 +44,32 @@ export class MemoryTrailStore implements TrailStore {
     this.audit.push(...Audit.link(last ? { seq: last.seq, hash: last.hash } : Audit.GENESIS, events));
   }
 
+  /** In creation order, as DynamoDB's index sorts them (`<createdAt>#<id>`). */
   async pushesByFingerprint(fingerprint: string): Promise<Push[]> {
-    return clone(this.byFingerprint.get(fingerprint) ?? []);
+    return clone(this.byFingerprint.get(fingerprint) ?? []).sort(pushOrder);
+  }
+
+  async pushesCreatedBetween(from: string, to: string): Promise<Push[]> {
+    return this.pushes
+      .filter((push) => push.createdAt >= from && push.createdAt <= `${to}~`)
+      .map(clone)
+      .sort(pushOrder);
+  }
+
+  async requests(ids: readonly string[]): Promise<Info[]> {
+    return ids.flatMap((id) => {
+      const found = this.byId.get(id);
+      return found ? [clone(found)] : [];
+    });
   }
 
   async request(requestId: string): Promise<Info | undefined> {
-    const found = this.requests.get(requestId);
+    const found = this.byId.get(requestId);
     return found ? clone(found) : undefined;
   }
 
   async requestsOf(email: string, from: string, to: string): Promise<Info[]> {
-    return [...this.requests.values()]
+    return [...this.byId.values()]
       .filter(
         (request) => request.requester === email && request.createdAt >= from && request.createdAt <= to,
       )
@@ -58,11 +78,13 @@ export class MemoryTrailStore implements TrailStore {
 
   async record(entries: readonly { observation: Observation; audit: Audit.Input }[]): Promise<RecordResult> {
     const result: RecordResult = { recorded: [], duplicates: [] };
+    const seen = new Set<string>();
     const fresh = entries.filter(({ observation }) => {
-      if (this.observations.has(observation.eventId)) {
+      if (this.observations.has(observation.eventId) || seen.has(observation.eventId)) {
         result.duplicates.push(observation.eventId);
         return false;
       }
+      seen.add(observation.eventId);
       return true;
     });
     for (const { observation } of fresh) {

@@ -1,4 +1,6 @@
+import type { Push } from "../access/schema.ts";
 import type { Audit } from "../audit/index.ts";
+import type { Info } from "../request/schema.ts";
 import type { Page } from "../util/page.ts";
 import type { Lookup } from "./correlate.ts";
 import type { Classification, Observation } from "./schema.ts";
@@ -33,6 +35,10 @@ export interface RecordResult {
  * conditional put is the dedupe, so duplicates, retries and concurrent deliveries write nothing twice.
  */
 export interface TrailStore extends Lookup {
+  /** Several requests by id in as few reads as the store allows (a bulk import primes its lookups). */
+  requests(ids: readonly string[]): Promise<Info[]>;
+  /** Every push, whatever its status, created in [from, to] (ISO), in `pushesByFingerprint` order. */
+  pushesCreatedBetween(from: string, to: string): Promise<Push[]>;
   record(entries: readonly { observation: Observation; audit: Audit.Input }[]): Promise<RecordResult>;
   get(eventId: string): Promise<Observation | undefined>;
   /** Audit records about trail handling that change no observation (alerts sent). */

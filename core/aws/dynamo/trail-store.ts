@@ -1,5 +1,6 @@
 import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
 import {
+  BatchGetCommand,
   type DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
@@ -47,6 +48,35 @@ function observationItem(observation: Observation): Item {
   };
 }
 
+/** Events per transaction: each is its observation and its audit record, plus the chain head (≤ 100 items). */
+export const EVENTS_PER_TRANSACTION = 49;
+/** TransactWriteItems takes at most 4 MB; raw records may be up to 64 K characters (up to 3 bytes each). */
+const TRANSACTION_BYTES = 3_500_000;
+const BATCH_GET_KEYS = 100;
+
+type Entry = { observation: Observation; audit: Audit.Input };
+
+/** About what an entry weighs in a transaction: its observation and its audit record, with keys. */
+function sizeOf(entry: Entry): number {
+  return (
+    Buffer.byteLength(JSON.stringify(entry.observation)) +
+    Buffer.byteLength(JSON.stringify(entry.audit)) +
+    1_024
+  );
+}
+
+/** An entry waiting for a transaction, and the record() call waiting for its outcome. */
+interface Queued {
+  entry: Entry;
+  bytes: number;
+  done: (outcome: "recorded" | "duplicate") => void;
+  fail: (error: unknown) => void;
+}
+
+function sleep(ms: number) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
 function encodeCursor(key: Item): string {
   return Buffer.from(JSON.stringify(key)).toString("base64url");
 }
@@ -70,9 +100,15 @@ function decodeCursor(cursor: string | undefined): Item | undefined {
 /**
  * DynamoDB adapter of the TrailStore port, in the broker's single table. Observation writes go through
  * DynamoStore's transaction (one chain head, one in-process lock), each Put on condition that its event id
- * is new: the dedupe. Duplicates found by a cancelled transaction are dropped and the rest retried.
+ * is new: the dedupe. Each transaction appends up to 49 events and their audit records and moves the head
+ * once; duplicates found by a cancelled transaction (CancellationReasons) are dropped and the rest retried.
+ * An event and its audit record are written together or not at all, so a crash leaves nothing to repair:
+ * importing the same records again writes what is missing.
  */
 export class DynamoTrailStore implements TrailStore {
+  private queue: Queued[] = [];
+  private writing: Promise<void> | undefined;
+
   constructor(
     private readonly store: DynamoStore,
     private readonly client: DynamoDBDocumentClient,
@@ -114,29 +150,132 @@ export class DynamoTrailStore implements TrailStore {
     return items.map((item) => Info.parse(strip(item)));
   }
 
-  async record(entries: readonly { observation: Observation; audit: Audit.Input }[]): Promise<RecordResult> {
+  async requests(ids: readonly string[]): Promise<Info[]> {
+    const found: Info[] = [];
+    const chunks: string[][] = [];
+    for (let start = 0; start < ids.length; start += BATCH_GET_KEYS)
+      chunks.push(ids.slice(start, start + BATCH_GET_KEYS));
+    await Promise.all(
+      chunks.map(async (chunk) => {
+        let keys: Item[] = chunk.map((id) => Keys.request(id));
+        for (let attempt = 0; keys.length > 0; attempt++) {
+          if (attempt > 0) await sleep(Math.min(1_000, 20 * 2 ** attempt) * Math.random());
+          const { Responses = {}, UnprocessedKeys = {} } = await this.client.send(
+            new BatchGetCommand({ RequestItems: { [this.table]: { Keys: keys, ConsistentRead: true } } }),
+          );
+          for (const item of Responses[this.table] ?? []) found.push(Info.parse(strip(item)));
+          keys = (UnprocessedKeys[this.table]?.Keys as Item[] | undefined) ?? [];
+        }
+      }),
+    );
+    return found;
+  }
+
+  async pushesCreatedBetween(from: string, to: string): Promise<Push[]> {
+    const lists = await Promise.all(
+      Push.shape.status.options.map((status) =>
+        this.queryAll({
+          IndexName: INDEX.byStatus,
+          KeyConditionExpression: "gsi2pk = :pk AND gsi2sk BETWEEN :from AND :to",
+          ExpressionAttributeValues: { ":pk": `PUSH#${status}`, ":from": from, ":to": `${to}#~` },
+        }),
+      ),
+    );
+    return lists
+      .flat()
+      .sort((a, b) => String(a.gsi2sk).localeCompare(String(b.gsi2sk)))
+      .map((item) => Push.parse(strip(item)));
+  }
+
+  async record(entries: readonly Entry[]): Promise<RecordResult> {
     const result: RecordResult = { recorded: [], duplicates: [] };
-    let pending = [...entries];
+    // One transaction may not touch an item twice: a second copy of an event in the same call is a duplicate.
+    const seen = new Set<string>();
+    const outcomes: Promise<void>[] = [];
+    for (const entry of entries) {
+      const { eventId } = entry.observation;
+      if (seen.has(eventId)) {
+        result.duplicates.push(eventId);
+        continue;
+      }
+      seen.add(eventId);
+      outcomes.push(
+        new Promise<"recorded" | "duplicate">((done, fail) =>
+          this.queue.push({ entry, bytes: sizeOf(entry), done, fail }),
+        ).then((outcome) => {
+          (outcome === "recorded" ? result.recorded : result.duplicates).push(eventId);
+        }),
+      );
+    }
+    this.kick();
+    await Promise.all(outcomes);
+    return result;
+  }
+
+  private kick(): void {
+    if (this.writing) return;
+    this.writing = this.drain().finally(() => {
+      this.writing = undefined;
+      // Entries queued after the loop saw an empty queue, before this ran.
+      if (this.queue.length > 0) this.kick();
+    });
+  }
+
+  /**
+   * Writes what record() calls queued, as full transactions as DynamoDB allows: entries of concurrent calls
+   * (the batches of an import in flight) share transactions, so the chain head moves once per ~49 events.
+   */
+  private async drain(): Promise<void> {
+    while (this.queue.length > 0) {
+      const chunk: Queued[] = [];
+      const ids = new Set<string>();
+      let bytes = 0;
+      const rest: Queued[] = [];
+      for (const queued of this.queue) {
+        const { eventId } = queued.entry.observation;
+        // The same event from two calls waits for the next transaction, where it is found a duplicate.
+        const fits =
+          chunk.length < EVENTS_PER_TRANSACTION &&
+          (chunk.length === 0 || bytes + queued.bytes <= TRANSACTION_BYTES) &&
+          !ids.has(eventId);
+        if (!fits) {
+          rest.push(queued);
+          continue;
+        }
+        chunk.push(queued);
+        ids.add(eventId);
+        bytes += queued.bytes;
+      }
+      this.queue = rest;
+      try {
+        await this.commit(chunk);
+      } catch (error) {
+        for (const queued of chunk) queued.fail(error);
+      }
+    }
+  }
+
+  /** One transaction of observations and their audit records; existing event ids are dropped and the rest retried. */
+  private async commit(chunk: readonly Queued[]): Promise<void> {
+    let pending = chunk;
     while (pending.length > 0) {
       const outcome = await this.store.transact(
-        pending.map(({ observation }) => ({
+        pending.map(({ entry }) => ({
           Put: {
             TableName: this.table,
-            Item: observationItem(observation),
+            Item: observationItem(entry.observation),
             ConditionExpression: "attribute_not_exists(pk)",
           },
         })),
-        pending.map(({ audit }) => audit),
+        pending.map(({ entry }) => entry.audit),
       );
       if (outcome.ok) {
-        result.recorded.push(...pending.map(({ observation }) => observation.eventId));
-        return result;
+        for (const queued of pending) queued.done("recorded");
+        return;
       }
-      for (const index of outcome.failed.keys())
-        result.duplicates.push((pending[index] as { observation: Observation }).observation.eventId);
+      for (const index of outcome.failed.keys()) pending[index]?.done("duplicate");
       pending = pending.filter((_, index) => !outcome.failed.has(index));
     }
-    return result;
   }
 
   async appendAudit(events: readonly Audit.Input[]): Promise<void> {
