@@ -15,7 +15,11 @@ import { emptyStats, LogFileError, type ScanStats, scanLog } from "./reader.ts";
 export type Sink = (records: unknown[]) => Promise<IngestResult>;
 
 export const IMPORT_BATCH = 200;
-const IN_FLIGHT = 4;
+/**
+ * Batches handed to the sink and not yet written, across the files of one import: the reader runs ahead of
+ * the writer by at most this many, so memory stays bounded while reading, correlating and writing overlap.
+ */
+export const IN_FLIGHT = 4;
 
 export interface StreamReport {
   stats: ScanStats;
@@ -24,30 +28,58 @@ export interface StreamReport {
   error?: string;
 }
 
-/** Reads one log file's bytes and hands its EC2 Instance Connect records to `sink` in batches. */
-export async function importStream(
+/** The batches of one import in flight to its sink: a bounded queue shared by the files it reads. */
+class Pipeline {
+  private readonly inFlight = new Set<Promise<void>>();
+  /** The first sink failure; the import stops reading and rethrows it once the batches in flight settle. */
+  failure: unknown;
+
+  constructor(
+    private readonly sink: Sink,
+    private readonly limit = IN_FLIGHT,
+  ) {}
+
+  /** Hands `records` to the sink, adding what it made of them to `into`; settles when they are written. */
+  send(records: unknown[], into: IngestResult): Promise<void> {
+    const done = this.sink(records).then(
+      (part) => {
+        addResults(into, part);
+      },
+      (error: unknown) => {
+        this.failure ??= error;
+      },
+    );
+    const tracked = done.finally(() => this.inFlight.delete(tracked));
+    this.inFlight.add(tracked);
+    return tracked;
+  }
+
+  /** Returns once fewer than `limit` batches are in flight: the reader's back-pressure. */
+  async room(): Promise<void> {
+    while (this.inFlight.size >= this.limit) await Promise.race(this.inFlight);
+  }
+
+  async drain(): Promise<void> {
+    await Promise.all(this.inFlight);
+  }
+}
+
+/** One file read into the pipeline; `written` settles when the last of its batches did. */
+interface ReadFile {
+  report: StreamReport;
+  written: Promise<void>;
+}
+
+/** Reads one stream, handing its EC2 Instance Connect records to the pipeline in batches as they come. */
+async function readInto(
   source: AsyncIterable<Uint8Array>,
-  sink: Sink,
-  options: { batch?: number; onBatch?: (stats: ScanStats) => void } = {},
-): Promise<StreamReport> {
+  pipeline: Pipeline,
+  options: { batch?: number; onBatch?: (stats: ScanStats) => void },
+): Promise<ReadFile> {
   const stats = emptyStats();
   const result = emptyResult();
   const size = options.batch ?? IMPORT_BATCH;
-  const inFlight = new Set<Promise<void>>();
-  let failure: unknown;
-  const send = async (records: unknown[]) => {
-    const done = sink(records).then(
-      (part) => {
-        addResults(result, part);
-      },
-      (error: unknown) => {
-        failure ??= error;
-      },
-    );
-    const tracked = done.finally(() => inFlight.delete(tracked));
-    inFlight.add(tracked);
-    if (inFlight.size >= IN_FLIGHT) await Promise.race(inFlight);
-  };
+  const batches: Promise<void>[] = [];
   let pending: unknown[] = [];
   let filtered = 0;
   let error: string | undefined;
@@ -60,27 +92,49 @@ export async function importStream(
         }
         pending.push(record);
         if (pending.length >= size) {
-          await send(pending);
+          batches.push(pipeline.send(pending, result));
           pending = [];
+          await pipeline.room();
         }
       }
       options.onBatch?.(stats);
-      if (failure) break;
+      if (pipeline.failure) break;
     }
   } catch (caught) {
     if (!(caught instanceof LogFileError)) throw caught;
     error = caught.message;
   }
-  if (pending.length > 0 && !failure) await send(pending);
-  await Promise.all(inFlight);
-  if (failure) throw failure;
+  if (pending.length > 0 && !pipeline.failure) {
+    batches.push(pipeline.send(pending, result));
+    await pipeline.room();
+  }
   // Records handed in are the candidates; everything else in the file was skipped without parsing.
   const unread = stats.records - stats.candidates + filtered;
   result.skipped += unread;
   result.received += unread;
   if (!error && stats.invalid > 0)
     error = `${stats.invalid} record${stats.invalid === 1 ? " is" : "s are"} not valid JSON: ${stats.errors[0] ?? ""}`;
-  return { stats, result, ...(error ? { error } : {}) };
+  return {
+    report: { stats, result, ...(error ? { error } : {}) },
+    written: Promise.all(batches).then(() => undefined),
+  };
+}
+
+/** Reads one log file's bytes and hands its EC2 Instance Connect records to `sink` in batches. */
+export async function importStream(
+  source: AsyncIterable<Uint8Array>,
+  sink: Sink,
+  options: { batch?: number; onBatch?: (stats: ScanStats) => void } = {},
+): Promise<StreamReport> {
+  const pipeline = new Pipeline(sink);
+  let read: ReadFile;
+  try {
+    read = await readInto(source, pipeline, options);
+  } finally {
+    await pipeline.drain();
+  }
+  if (pipeline.failure) throw pipeline.failure;
+  return read.report;
 }
 
 const LOG_FILE = /\.json(\.gz)?$|\.gz$/i;
@@ -116,8 +170,10 @@ export interface ImportSummary {
 }
 
 /**
- * Imports local log files one after the other; a file that cannot be read (missing, truncated gzip,
- * broken JSON) is reported and the others go on. `onProgress` gets the input bytes read so far.
+ * Imports local log files; a file that cannot be read (missing, truncated gzip, broken JSON) is reported and
+ * the others go on. Files are read one after the other, but the next one is read while the batches of the
+ * previous ones are still being written (at most IN_FLIGHT batches in flight). `onFile` gets each file's
+ * report, in order, once all of its batches are written; `onProgress` gets the input bytes read so far.
  */
 export async function importFiles(
   files: readonly { path: string; bytes: number }[],
@@ -135,31 +191,9 @@ export async function importFiles(
     failedFiles: 0,
     seconds: 0,
   };
-  let before = 0;
-  for (const file of files) {
-    const fileStarted = performance.now();
-    let report: FileReport;
-    try {
-      const stream = createReadStream(file.path, { highWaterMark: 1 << 20 });
-      const streamed = await importStream(stream, sink, {
-        onBatch: (stats) => options.onProgress?.(before + stats.inputBytes, file.path),
-      });
-      report = { ...streamed, path: file.path, bytes: file.bytes, seconds: 0 };
-    } catch (error) {
-      if (error instanceof LogFileError || (error as NodeJS.ErrnoException).code?.startsWith("E")) {
-        report = {
-          path: file.path,
-          bytes: file.bytes,
-          stats: emptyStats(),
-          result: emptyResult(),
-          error: (error as Error).message,
-          seconds: 0,
-        };
-      } else throw error;
-    }
+  const pipeline = new Pipeline(sink);
+  const finish = (report: FileReport, fileStarted: number) => {
     report.seconds = (performance.now() - fileStarted) / 1000;
-    before += file.bytes;
-    options.onProgress?.(before, file.path);
     summary.files.push(report);
     addResults(summary.result, report.result);
     summary.stats.bytes += report.stats.bytes;
@@ -169,7 +203,41 @@ export async function importFiles(
     summary.stats.invalid += report.stats.invalid;
     if (report.error) summary.failedFiles++;
     options.onFile?.(report);
+  };
+  // Reports go out in file order, each when its own batches are written.
+  let reported: Promise<void> = Promise.resolve();
+  let before = 0;
+  try {
+    for (const file of files) {
+      if (pipeline.failure) break;
+      const fileStarted = performance.now();
+      let read: ReadFile;
+      try {
+        const stream = createReadStream(file.path, { highWaterMark: 1 << 20 });
+        read = await readInto(stream, pipeline, {
+          onBatch: (stats) => options.onProgress?.(before + stats.inputBytes, file.path),
+        });
+      } catch (error) {
+        if (!(error instanceof LogFileError || (error as NodeJS.ErrnoException).code?.startsWith("E")))
+          throw error;
+        read = {
+          report: { stats: emptyStats(), result: emptyResult(), error: (error as Error).message },
+          written: Promise.resolve(),
+        };
+      }
+      before += file.bytes;
+      options.onProgress?.(before, file.path);
+      const report: FileReport = { ...read.report, path: file.path, bytes: file.bytes, seconds: 0 };
+      reported = reported.then(async () => {
+        await read.written;
+        if (!pipeline.failure) finish(report, fileStarted);
+      });
+    }
+  } finally {
+    await pipeline.drain();
+    await reported;
   }
+  if (pipeline.failure) throw pipeline.failure;
   summary.seconds = (performance.now() - started) / 1000;
   return summary;
 }

@@ -1,0 +1,75 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { Trail } from "../../core/trail/index.ts";
+import { rng } from "../helpers/trail-corpus.ts";
+import { eventFor, world } from "../helpers/trail-world.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "trail-pipeline-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** A plain log file with `count` EC2 Instance Connect records (one batch) and a few others. */
+function logFile(name: string, count: number): { path: string; bytes: number } {
+  const random = rng(name.length * 7 + count);
+  const bench = world(4);
+  const records = Array.from({ length: count }, (_, n) => eventFor(bench, n, random));
+  const text = `{"Records":[${records.join(",")}]}`;
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return { path, bytes: text.length };
+}
+
+describe("importing files through a bounded pipeline", () => {
+  it("reads the next file while earlier batches are written, at most IN_FLIGHT at once, and reports in order", async () => {
+    const files = Array.from({ length: 8 }, (_, n) => logFile(`pipe-${n}.json`, 3));
+    let inFlight = 0;
+    let most = 0;
+    let calls = 0;
+    const sink: Trail.Sink = async (records) => {
+      calls++;
+      inFlight++;
+      most = Math.max(most, inFlight);
+      // Earlier batches take longer, so later files finish first unless reports wait their turn.
+      await new Promise((resolve) => setTimeout(resolve, 60 - calls * 5));
+      inFlight--;
+      return {
+        received: records.length,
+        skipped: 0,
+        recorded: records.length,
+        duplicates: 0,
+        classifications: {},
+      };
+    };
+    const reported: string[] = [];
+    const summary = await Trail.importFiles(files, sink, { onFile: (report) => reported.push(report.path) });
+    expect(calls).toBe(8);
+    expect(most).toBeGreaterThan(1);
+    expect(most).toBeLessThanOrEqual(4);
+    expect(reported).toEqual(files.map((file) => file.path));
+    expect(summary.result).toMatchObject({ received: 24, recorded: 24 });
+    expect(summary.files.map((file) => file.result.recorded)).toEqual(Array(8).fill(3));
+  });
+
+  it("stops reading at a failed batch and rethrows its error once the batches in flight settle", async () => {
+    const files = Array.from({ length: 12 }, (_, n) => logFile(`fail-${n}.json`, 2));
+    let calls = 0;
+    let settled = 0;
+    const sink: Trail.Sink = async (records) => {
+      const call = ++calls;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      settled++;
+      if (call === 2) throw new Error("the store is gone");
+      return {
+        received: records.length,
+        skipped: 0,
+        recorded: records.length,
+        duplicates: 0,
+        classifications: {},
+      };
+    };
+    await expect(Trail.importFiles(files, sink)).rejects.toThrow("the store is gone");
+    expect(calls).toBeLessThan(12);
+    expect(settled).toBe(calls);
+  });
+});
