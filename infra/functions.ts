@@ -39,8 +39,8 @@ export const shared = {
 // the audit trail is append-only and idempotency keys expire through TTL.
 export const tablePermissions = [
   {
-    // One request or grant by id, and the audit chain head before an append.
-    actions: ["dynamodb:GetItem"],
+    // One request or grant by id, and the audit chain head before an append; a trail batch's grants at once.
+    actions: ["dynamodb:GetItem", "dynamodb:BatchGetItem"],
     resources: tableOnly,
   },
   {
