@@ -170,6 +170,10 @@ if (!only || only === "trail") {
       "ratio to baseline": baseline ? fixed(row.recordsPerSecond / baseline.recordsPerSecond, 2) : "",
       "time (s)": fixed(row.seconds, 1),
       "peak RSS (MB)": fixed(row.peakRssMB, 0),
+      "CPU s (importer + DynamoDB Local)":
+        row.cpuSeconds === undefined
+          ? ""
+          : `${fixed(row.cpuSeconds, 1)}${row.storeCpuSeconds === undefined ? "" : ` + ${fixed(row.storeCpuSeconds, 1)}`}`,
       "EIC events": row.eicEvents ?? "",
       recorded: row.recorded ?? "",
       "goal ≥ 1.0×, ≤ 512 MB":

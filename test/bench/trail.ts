@@ -7,7 +7,7 @@
  * to the in-memory adapter (the store-independent figure) and to DynamoDB Local.
  */
 import { execFile } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
@@ -42,6 +42,9 @@ export interface TrailBenchRow {
   seconds: number;
   recordsPerSecond: number;
   peakRssMB: number;
+  /** CPU time of the importing process, and of DynamoDB Local's JVM during the import (Linux). */
+  cpuSeconds?: number;
+  storeCpuSeconds?: number;
   eicEvents?: number;
   recorded?: number;
   classifications?: Record<string, number>;
@@ -56,6 +59,19 @@ export interface TrailBenchResult {
   bytesPerRecord: number;
   corpusSeconds: number;
   rows: TrailBenchRow[];
+}
+
+/**
+ * CPU seconds a process has used (user + system, /proc on Linux): DynamoDB Local's JVM does the store's
+ * share of the import, on the same cores as the importer.
+ */
+function jvmCpuSeconds(pid: number | undefined): number | undefined {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Progress on stderr while the corpus is written (it takes a while). */
@@ -98,6 +114,8 @@ export async function benchTrail(
       seconds: figures.seconds,
       recordsPerSecond: figures.records / figures.seconds,
       peakRssMB: figures.peakRssMB,
+      cpuSeconds: figures.cpuSeconds,
+      storeCpuSeconds: figures.storeCpuSeconds,
       ...(figures.result
         ? {
             eicEvents: figures.result.received - figures.result.skipped,
@@ -123,11 +141,24 @@ export async function benchTrail(
         const store = new DynamoStore(documentClient({ ...LOCAL_AWS, endpoint: dynamo.endpoint }), table);
         await seed(store, bench);
         note("import → DynamoDB Local…");
+        const storeCpu = jvmCpuSeconds(dynamo.process.pid);
+        const figures = await child([
+          "--store",
+          "dynamo",
+          "--endpoint",
+          dynamo.endpoint,
+          "--table",
+          table,
+          dir,
+        ]);
+        const storeCpuAfter = jvmCpuSeconds(dynamo.process.pid);
         rows.push(
-          row(
-            "import → DynamoDB Local",
-            await child(["--store", "dynamo", "--endpoint", dynamo.endpoint, "--table", table, dir]),
-          ),
+          row("import → DynamoDB Local", {
+            ...figures,
+            ...(storeCpu !== undefined && storeCpuAfter !== undefined
+              ? { storeCpuSeconds: storeCpuAfter - storeCpu }
+              : {}),
+          }),
         );
       } finally {
         await dynamo.stop();

@@ -33,9 +33,14 @@ const { values, positionals } = parseArgs({
 
 const rssMB = () => process.memoryUsage().rss / 1e6;
 const peakMB = () => (process.resourceUsage().maxRSS * 1024) / 1e6;
+const cpuSeconds = (since: NodeJS.CpuUsage) => {
+  const used = process.cpuUsage(since);
+  return (used.user + used.system) / 1e6;
+};
 
 if (values.bare) {
   const baseline = rssMB();
+  const cpu = process.cpuUsage();
   const started = performance.now();
   let records = 0;
   let bytes = 0;
@@ -46,7 +51,7 @@ if (values.bare) {
   }
   const seconds = (performance.now() - started) / 1000;
   process.stdout.write(
-    `${JSON.stringify({ records, bytes, seconds, baselineRssMB: baseline, peakRssMB: peakMB() })}\n`,
+    `${JSON.stringify({ records, bytes, seconds, cpuSeconds: cpuSeconds(cpu), baselineRssMB: baseline, peakRssMB: peakMB() })}\n`,
   );
   process.exit(0);
 }
@@ -75,6 +80,7 @@ const deps: Trail.Deps = { config, trail };
 const cache = new Trail.LookupCache();
 const files = await Trail.listLogFiles(positionals);
 const baseline = rssMB();
+const cpu = process.cpuUsage();
 const summary = await Trail.importFiles(files, (records) =>
   Trail.ingest(deps, records, { source: "import", cache }),
 );
@@ -89,6 +95,7 @@ process.stdout.write(
     failedFiles: summary.failedFiles,
     errors: summary.files.flatMap((file) => (file.error ? [`${file.path}: ${file.error}`] : [])),
     seconds: summary.seconds,
+    cpuSeconds: cpuSeconds(cpu),
     baselineRssMB: baseline,
     peakRssMB: peakMB(),
   })}\n`,
