@@ -48,6 +48,13 @@ export const MAX_PUSH_MS = 15 * 60_000;
 export function nearWindow(at: number): { from: number; to: number } {
   return { from: at - PUSH_MATCH_MS - MAX_PUSH_MS, to: at + PUSH_MATCH_MS };
 }
+/** The order `pushesByFingerprint` lists pushes in: DynamoDB's index sort key, `<createdAt>#<id>`. */
+export function pushOrder(a: Push, b: Push): number {
+  const left = `${a.createdAt}#${a.id}`;
+  const right = `${b.createdAt}#${b.id}`;
+  return left < right ? -1 : left > right ? 1 : 0;
+}
+
 /** A grant may start up to 30 days after its request and last 12 hours (plus extensions). */
 const REQUEST_LOOKBACK_MS = 32 * 86_400_000;
 /** The EICE default and maximum tunnel duration (protocols.md §1.8, §3.2). */

@@ -3,7 +3,7 @@ import type { Push } from "../access/schema.ts";
 import type { Audit } from "../audit/index.ts";
 import type { Config } from "../policy/index.ts";
 import { log } from "../util/log.ts";
-import { correlate, type Lookup, nearWindow, sessionRequestId } from "./correlate.ts";
+import { correlate, type Lookup, nearWindow, pushOrder, sessionRequestId } from "./correlate.ts";
 import { isInstanceConnect, normalize } from "./normalize.ts";
 import type { Classification, Observation, Source, TrailEvent, Verdict } from "./schema.ts";
 import type { TrailStore } from "./store.ts";
@@ -67,13 +67,6 @@ const RANGE_READ_COST = 3;
 /** Ranges of pushes this long at most are read whole; a batch spread wider reads fingerprint by fingerprint. */
 const MAX_PRIMED_SPAN_MS = 6 * 3_600_000;
 const MAX_RANGES = 64;
-
-const pushOrder = (a: Push, b: Push) =>
-  `${a.createdAt}#${a.id}` < `${b.createdAt}#${b.id}`
-    ? -1
-    : `${a.createdAt}#${a.id}` > `${b.createdAt}#${b.id}`
-      ? 1
-      : 0;
 
 /**
  * Memoized lookups: a bulk import asks about the same grants and keys again and again. `prime` reads what

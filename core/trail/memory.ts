@@ -2,15 +2,11 @@ import type { Push } from "../access/schema.ts";
 import { Audit } from "../audit/index.ts";
 import type { Info } from "../request/schema.ts";
 import type { Page } from "../util/page.ts";
+import { pushOrder } from "./correlate.ts";
 import type { Observation } from "./schema.ts";
 import type { Checkpoint, ObservationFilter, RecordResult, TrailStore } from "./store.ts";
 
 const clone = <T>(value: T): T => structuredClone(value);
-const pushOrder = (a: Push, b: Push) => {
-  const left = `${a.createdAt}#${a.id}`;
-  const right = `${b.createdAt}#${b.id}`;
-  return left < right ? -1 : left > right ? 1 : 0;
-};
 const byTime = (a: Observation, b: Observation) =>
   (a.event.eventTime ?? a.observedAt).localeCompare(b.event.eventTime ?? b.observedAt) ||
   a.eventId.localeCompare(b.eventId);

@@ -11,6 +11,7 @@ import { Push } from "../../access/schema.ts";
 import type { Audit } from "../../audit/index.ts";
 import { InputError } from "../../error.ts";
 import { Info } from "../../request/schema.ts";
+import { pushOrder } from "../../trail/correlate.ts";
 import { Observation } from "../../trail/schema.ts";
 import type { Checkpoint, ObservationFilter, RecordResult, TrailStore } from "../../trail/store.ts";
 import type { Page } from "../../util/page.ts";
@@ -183,8 +184,8 @@ export class DynamoTrailStore implements TrailStore {
     );
     return lists
       .flat()
-      .sort((a, b) => String(a.gsi2sk).localeCompare(String(b.gsi2sk)))
-      .map((item) => Push.parse(strip(item)));
+      .map((item) => Push.parse(strip(item)))
+      .sort(pushOrder);
   }
 
   async record(entries: readonly Entry[]): Promise<RecordResult> {
