@@ -3,7 +3,6 @@ import type { Access } from "../core/access/index.ts";
 import { awsClientsFor, documentClient } from "../core/aws/clients.ts";
 import { DynamoSlackStore } from "../core/aws/dynamo/slack-store.ts";
 import { DynamoStore } from "../core/aws/dynamo/store.ts";
-import { DynamoTrailStore } from "../core/aws/dynamo/trail-store.ts";
 import { awsAdapters, eventBridgeScheduler } from "../core/aws/index.ts";
 import { lambdaJobs } from "../core/aws/slack-jobs.ts";
 import { settings } from "../core/config.ts";
@@ -15,6 +14,7 @@ import type { IngressDeps } from "../core/slack/ingress.ts";
 import { deferredHooks, hooks as notifyHooks } from "../core/slack/notices.ts";
 import { isUsableSecret } from "../core/slack/verify.ts";
 import type { WorkerDeps } from "../core/slack/worker.ts";
+import { lazyPort } from "../core/util/lazy.ts";
 import type { Deps } from "./api/routes.ts";
 
 /** What a deployed broker has: every port wired. */
@@ -58,7 +58,11 @@ export function depsFromEnv(): BrokerDeps {
     requests: store,
     audit: store,
     pushes: store,
-    trail: new DynamoTrailStore(store, documentClient(), settings.tableName()),
+    // Only trail work, audit reads and reports use it: the trail store loads on first use.
+    trail: lazyPort(async () => {
+      const { DynamoTrailStore } = await import("../core/aws/dynamo/trail-store.ts");
+      return new DynamoTrailStore(store, documentClient(), settings.tableName());
+    }),
     ...awsAdapters(config, clients),
     scheduler: scheduling ? eventBridgeScheduler(clients, scheduling) : Grant.noScheduler,
   };

@@ -6,7 +6,6 @@ import { Identity } from "../../core/identity/index.ts";
 import { type JsonEvent, jsonBody } from "../middleware/body.ts";
 import { errorResponses } from "../middleware/errors.ts";
 import { json, RawResponse } from "../middleware/response.ts";
-import { openApiDocument } from "./openapi.ts";
 import { type Deps, type Route, routes } from "./routes.ts";
 
 type Event = JsonEvent & Partial<Pick<APIGatewayProxyEventV2WithJWTAuthorizer, "requestContext">>;
@@ -47,8 +46,9 @@ function adapt(route: Route, deps: () => Deps): MiddyRoute<Event, APIGatewayProx
  * importing the module (cold start) does no I/O.
  */
 export function createApi(deps: () => Deps) {
-  // Built on first request, not at import: converting every schema would add to each cold start.
-  let document: ReturnType<typeof openApiDocument> | undefined;
+  // Built on first request, and its code (zod's JSON Schema conversion) loaded then too: converting every
+  // schema, or only parsing the converter, would add to each cold start.
+  let document: unknown;
   const router = httpRouterHandler<Event, APIGatewayProxyResultV2>({
     routes: [
       ...routes.map((route) => adapt(route, deps)),
@@ -56,7 +56,7 @@ export function createApi(deps: () => Deps) {
         method: "GET",
         path: "/openapi.json",
         handler: async () => {
-          document ??= openApiDocument();
+          document ??= (await import("./openapi.ts")).openApiDocument();
           return json(200, document);
         },
       },
