@@ -293,11 +293,16 @@ function mismatches(deps: Deps, event: ParsedEvent, match: Match): string[] {
   return found;
 }
 
-function ids(match: Match | undefined): Pick<Verdict, "requestId" | "grantId" | "pushId" | "matchedBy"> {
+function ids(
+  match: Match | undefined,
+): Pick<Verdict, "requestId" | "grantId" | "pushId" | "requester" | "instanceId" | "matchedBy"> {
   if (!match) return {};
   return {
     requestId: match.request.id,
     grantId: match.request.grantId,
+    // Kept on the verdict so the trail can be filtered by person and instance without reading requests.
+    requester: match.request.requester,
+    instanceId: match.request.instanceId,
     ...(match.push ? { pushId: match.push.id } : {}),
     matchedBy: match.matchedBy,
   };

@@ -1,12 +1,33 @@
 import type { Push } from "../access/schema.ts";
 import { Audit } from "../audit/index.ts";
+import { InputError } from "../error.ts";
 import type { Info } from "../request/schema.ts";
 import type { Page } from "../util/page.ts";
 import { pushOrder } from "./correlate.ts";
 import type { Observation } from "./schema.ts";
-import type { Checkpoint, ObservationFilter, RecordResult, TrailStore } from "./store.ts";
+import {
+  type Checkpoint,
+  matches,
+  type ObservationFilter,
+  type RecordResult,
+  type TrailStore,
+} from "./store.ts";
 
 const clone = <T>(value: T): T => structuredClone(value);
+/** `<eventTime>#<eventId>`, the DynamoDB adapter's index sort key. */
+const orderKey = (o: Observation) => `${o.event.eventTime ?? o.observedAt}#${o.eventId}`;
+
+const encodeCursor = (key: string) => Buffer.from(JSON.stringify({ after: key })).toString("base64url");
+
+function decodeCursor(cursor: string): string {
+  try {
+    const parsed = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as { after?: unknown };
+    if (typeof parsed.after === "string" && parsed.after.includes("#")) return parsed.after;
+  } catch {
+    // fall through
+  }
+  throw new InputError("input.invalid_cursor", "The cursor is not one this list returned");
+}
 const byTime = (a: Observation, b: Observation) =>
   (a.event.eventTime ?? a.observedAt).localeCompare(b.event.eventTime ?? b.observedAt) ||
   a.eventId.localeCompare(b.eventId);
@@ -132,20 +153,16 @@ export class MemoryTrailStore implements TrailStore {
     filter: ObservationFilter,
     page: { limit: number; cursor?: string },
   ): Promise<Page<Observation>> {
+    // The cursor is the last key returned, as in DynamoDB: writes between pages do not shift it.
+    const after = page.cursor === undefined ? undefined : decodeCursor(page.cursor);
     const all = [...this.observations.values()]
-      .filter((o) => {
-        const time = o.event.eventTime ?? o.observedAt;
-        return (
-          (!filter.from || time >= filter.from) &&
-          (!filter.to || time <= filter.to) &&
-          (!filter.classification || o.verdict.classification === filter.classification)
-        );
-      })
-      .sort(byTime);
-    const start = page.cursor ? Number(page.cursor) : 0;
-    const items = all.slice(start, start + page.limit).map(clone);
-    const next = start + page.limit;
-    return next < all.length ? { items, nextCursor: String(next) } : { items };
+      .filter((o) => matches(o, filter) && (after === undefined || orderKey(o) > after))
+      .sort((a, b) => (orderKey(a) < orderKey(b) ? -1 : 1));
+    const items = all.slice(0, page.limit);
+    const last = items.at(-1);
+    return all.length > page.limit && last
+      ? { items: items.map(clone), nextCursor: encodeCursor(orderKey(last)) }
+      : { items: items.map(clone) };
   }
 
   async ofRequest(requestId: string): Promise<Observation[]> {

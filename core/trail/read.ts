@@ -47,8 +47,21 @@ export async function importRecords(deps: ApiDeps, actor: Actor, input: unknown)
 export async function list(deps: ApiDeps, actor: Actor, rawQuery: unknown): Promise<Page<Observation>> {
   if (!isAuditor(actor, deps.config)) throw new NotFoundError("trail.not_found", "No such resource");
   const query = parse(ListQuery, rawQuery);
+  const { user } = query;
+  // A person's own AWS identities (IAM grant mode) are theirs too: unbrokered calls made with them show up.
+  const principals = user?.email
+    ? (deps.config.directory.users.find((entry) => entry.email === user.email)?.awsPrincipals ?? [])
+    : user?.principal
+      ? [user.principal]
+      : [];
   return store(deps).list(
-    { from: query.from, to: query.to, classification: query.classification },
+    {
+      from: query.from,
+      to: query.to,
+      classification: query.classification,
+      user: user && { email: user.email, principals },
+      instance: query.instance,
+    },
     { limit: query.limit, cursor: query.cursor },
   );
 }

@@ -1,4 +1,5 @@
 import * as z from "zod";
+import { InstanceId } from "../policy/schema.ts";
 import { InputTime } from "../request/schema.ts";
 
 /** Every trail event lands in exactly one of these (design §5). */
@@ -115,6 +116,10 @@ export const Verdict = z.object({
   requestId: z.string().optional(),
   grantId: z.string().optional(),
   pushId: z.string().optional(),
+  /** The matched request's requester: the broker user the event is attributed to (`?user=` finds it). */
+  requester: z.string().optional(),
+  /** The matched request's instance (a tunnel names only an endpoint and IP; `?instance=` finds it). */
+  instanceId: z.string().optional(),
   /** How it was matched: `push`, `session`, `source-identity`, `iam-principal`. */
   matchedBy: z.enum(["push", "session", "source-identity", "iam-principal"]).optional(),
   /** Why it is not brokered (or how it was matched), in words for the audit log and alerts. */
@@ -162,10 +167,32 @@ export const IngestSummary = z.object({
   classifications: z.partialRecord(Classification, z.number()),
 });
 
+/** Whom `?user=` names: an IAM/STS principal (any session of a role, an IAM user, the root)… */
+const PRINCIPAL_ARN =
+  /^arn:aws[a-z-]*:(?:iam|sts)::\d{12}:(?:root|(?:role|user|assumed-role|federated-user)\/[\w+=,.@/-]{1,512})$/;
+const EMAIL = z.email();
+
+/** …or a person by email (lowercased, as the directory and requests hold them). */
+export const UserFilter = z
+  .string()
+  .max(1_100)
+  .refine(
+    (value) => PRINCIPAL_ARN.test(value) || EMAIL.safeParse(value).success,
+    "must be an email address or an IAM/STS principal ARN",
+  )
+  .transform((value) => (PRINCIPAL_ARN.test(value) ? { principal: value } : { email: value.toLowerCase() }));
+
 export const ListQuery = z.strictObject({
   from: InputTime.optional(),
   to: InputTime.optional(),
   classification: Classification.optional(),
+  user: UserFilter.optional().describe(
+    "An email: events correlated to that person's grants, or made with their SourceIdentity, session name, " +
+      "IAM user name or directory AWS principals. An ARN: events whose caller ARN or principal ARN is exactly it.",
+  ),
+  instance: InstanceId.optional().describe(
+    "Events naming this instance, or correlated to a grant for it (tunnels name only an endpoint and IP).",
+  ),
   limit: z.coerce.number().int().min(1).max(200).default(50),
   cursor: z.string().max(2_048).optional(),
 });

@@ -10,6 +10,33 @@ export interface ObservationFilter {
   from?: string;
   to?: string;
   classification?: Classification;
+  /**
+   * A person; an observation matches when any part does. `email`: the verdict's requester, or the caller's
+   * SourceIdentity, role session name or IAM user name. `principals`: the caller's ARN or principal ARN.
+   */
+  user?: { email?: string; principals: readonly string[] };
+  /** The event's instance, or the matched grant's (a tunnel names none). */
+  instance?: string;
+}
+
+/** Whether an observation passes a filter: the one definition both adapters implement. */
+export function matches(observation: Observation, filter: ObservationFilter): boolean {
+  const time = observation.event.eventTime ?? observation.observedAt;
+  const { event, verdict } = observation;
+  const identity = event.kind === "unparsed" ? undefined : event.identity;
+  const { user, instance } = filter;
+  return (
+    (!filter.from || time >= filter.from) &&
+    (!filter.to || time <= filter.to) &&
+    (!filter.classification || verdict.classification === filter.classification) &&
+    (!user ||
+      (user.email !== undefined &&
+        [verdict.requester, identity?.sourceIdentity, identity?.sessionName, identity?.userName].includes(
+          user.email,
+        )) ||
+      user.principals.some((arn) => arn === identity?.arn || arn === identity?.principalArn)) &&
+    (!instance || ("instanceId" in event && event.instanceId === instance) || verdict.instanceId === instance)
+  );
 }
 
 /** Where a LookupEvents backfill of one account and region stands (saved after every page). */

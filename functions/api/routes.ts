@@ -247,7 +247,11 @@ export const routes: Route[] = [
   {
     method: "GET",
     path: "/audit/trail",
-    summary: "Observed CloudTrail events of EC2 Instance Connect, by event time, classified (auditors)",
+    summary:
+      "Observed CloudTrail events of EC2 Instance Connect, by event time, classified (auditors); filtered by " +
+      "classification, time, user (an email: events correlated to that person's grants or made as them by " +
+      "SourceIdentity, session name, IAM user name or directory AWS principals; an ARN: that caller or principal) " +
+      "and instance (the event's, or its grant's)",
     auth: true,
     query: TrailSchema.ListQuery,
     response: list(TrailSchema.Observation),

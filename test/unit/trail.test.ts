@@ -235,6 +235,7 @@ describe("correlation and classification (fixtures)", () => {
       grantId: SSH_GRANT.grantId,
       pushId: PUSH.id,
       matchedBy: "push",
+      requester: "alice@example.com",
     });
     expect(await classify("push-2018-shape.json")).toMatchObject({
       classification: "brokered",
@@ -247,6 +248,9 @@ describe("correlation and classification (fixtures)", () => {
       classification: "brokered",
       grantId: TUNNEL_GRANT.grantId,
       matchedBy: "session",
+      // Whose grant and which instance, for `GET /audit/trail?user=&instance=` (the event names neither).
+      requester: TUNNEL_GRANT.requester,
+      instanceId: TUNNEL_GRANT.instanceId,
     });
   });
 

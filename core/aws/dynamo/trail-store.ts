@@ -82,21 +82,101 @@ function encodeCursor(key: Item): string {
   return Buffer.from(JSON.stringify(key)).toString("base64url");
 }
 
-function decodeCursor(cursor: string | undefined): Item | undefined {
+const CURSOR_KEYS = ["gsi4pk", "gsi4sk", "pk", "sk"];
+
+/**
+ * A cursor must be a trail item's key in the time index, inside the queried range: anything else would make
+ * DynamoDB fail the query (a 500), so it is refused as bad input here.
+ */
+function decodeCursor(cursor: string | undefined, from: string, to: string): Item | undefined {
   if (cursor === undefined) return undefined;
   try {
     const key = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as unknown;
-    if (
-      typeof key === "object" &&
-      key !== null &&
-      Object.entries(key).every(([name, value]) => KEY_ATTRIBUTES.includes(name) && typeof value === "string")
-    )
-      return key as Item;
+    if (typeof key === "object" && key !== null && !Array.isArray(key)) {
+      const entries = Object.entries(key);
+      const { pk, sk, gsi4pk, gsi4sk } = key as Record<string, unknown>;
+      if (
+        entries.length === CURSOR_KEYS.length &&
+        entries.every(([name, value]) => CURSOR_KEYS.includes(name) && typeof value === "string") &&
+        gsi4pk === "TRAIL" &&
+        sk === "TRAIL" &&
+        typeof pk === "string" &&
+        pk.startsWith("TRAIL#") &&
+        typeof gsi4sk === "string" &&
+        gsi4sk.endsWith(`#${pk.slice("TRAIL#".length)}`) &&
+        gsi4sk >= from &&
+        gsi4sk <= to
+      )
+        return key as Item;
+    }
   } catch {
     // fall through
   }
   throw new InputError("input.invalid_cursor", "The cursor is not one this list returned");
 }
+
+interface Condition {
+  expression: string;
+  names: Record<string, string>;
+  values: Item;
+}
+
+/** The filter as a FilterExpression on the observation's own attributes (`matches` in core/trail/store.ts). */
+function filterCondition(filter: ObservationFilter): Condition | undefined {
+  const names: Record<string, string> = {};
+  const values: Item = {};
+  const path = (...segments: string[]) =>
+    segments
+      .map((segment) => {
+        names[`#${segment}`] = segment;
+        return `#${segment}`;
+      })
+      .join(".");
+  const parts: string[] = [];
+  if (filter.classification) {
+    values[":classification"] = filter.classification;
+    parts.push(`${path("verdict", "classification")} = :classification`);
+  }
+  if (filter.user) {
+    const any: string[] = [];
+    if (filter.user.email !== undefined) {
+      values[":email"] = filter.user.email;
+      for (const field of [
+        path("verdict", "requester"),
+        path("event", "identity", "sourceIdentity"),
+        path("event", "identity", "sessionName"),
+        path("event", "identity", "userName"),
+      ])
+        any.push(`${field} = :email`);
+    }
+    if (filter.user.principals.length > 0) {
+      const list = filter.user.principals
+        .map((arn, index) => {
+          values[`:principal${index}`] = arn;
+          return `:principal${index}`;
+        })
+        .join(", ");
+      any.push(
+        `${path("event", "identity", "arn")} IN (${list})`,
+        `${path("event", "identity", "principalArn")} IN (${list})`,
+      );
+    }
+    parts.push(`(${any.join(" OR ")})`);
+  }
+  if (filter.instance) {
+    values[":instance"] = filter.instance;
+    parts.push(
+      `(${path("event", "instanceId")} = :instance OR ${path("verdict", "instanceId")} = :instance)`,
+    );
+  }
+  return parts.length > 0 ? { expression: parts.join(" AND "), names, values } : undefined;
+}
+
+/**
+ * Index entries a filtered `list` reads per call at most (ScannedCount, before the filter): past it, the
+ * page ends with what matched so far and a cursor where reading stopped, so no call scans without bound.
+ */
+export const LIST_READ_BUDGET = 2_000;
 
 /**
  * DynamoDB adapter of the TrailStore port, in the broker's single table. Observation writes go through
@@ -114,6 +194,7 @@ export class DynamoTrailStore implements TrailStore {
     private readonly store: DynamoStore,
     private readonly client: DynamoDBDocumentClient,
     private readonly table: string,
+    private readonly options: { listReadBudget?: number } = {},
   ) {}
 
   private async queryAll(input: Omit<QueryCommandInput, "TableName" | "ExclusiveStartKey">): Promise<Item[]> {
@@ -352,29 +433,41 @@ export class DynamoTrailStore implements TrailStore {
     filter: ObservationFilter,
     page: { limit: number; cursor?: string },
   ): Promise<Page<Observation>> {
+    const from = filter.from ?? "0";
+    const to = `${filter.to ?? "9"}#~`;
+    let startKey = decodeCursor(page.cursor, from, to);
+    // A person with no email and no principal matches nothing; DynamoDB would reject the empty OR.
+    if (filter.user && filter.user.email === undefined && filter.user.principals.length === 0)
+      return { items: [] };
+    const condition = filterCondition(filter);
+    const budget = this.options.listReadBudget ?? LIST_READ_BUDGET;
     const items: Observation[] = [];
-    let startKey = decodeCursor(page.cursor);
-    let scanned = 0;
+    let read = 0;
     for (;;) {
-      const { Items = [], LastEvaluatedKey } = await this.client.send(
+      const {
+        Items = [],
+        LastEvaluatedKey,
+        ScannedCount = 0,
+      } = await this.client.send(
         new QueryCommand({
           TableName: this.table,
           IndexName: INDEX.byTime,
           KeyConditionExpression: "gsi4pk = :pk AND gsi4sk BETWEEN :from AND :to",
-          ExpressionAttributeValues: {
-            ":pk": "TRAIL",
-            ":from": filter.from ?? "0",
-            ":to": `${filter.to ?? "9"}#~`,
-          },
+          ...(condition
+            ? { FilterExpression: condition.expression, ExpressionAttributeNames: condition.names }
+            : {}),
+          ExpressionAttributeValues: { ":pk": "TRAIL", ":from": from, ":to": to, ...condition?.values },
           ExclusiveStartKey: startKey,
-          Limit: Math.min(200, Math.max(25, (page.limit - items.length) * 2)),
+          // Filtered, most entries read are dropped: read in large steps up to the budget. Unfiltered, a few
+          // more than the page, so whether more follow is known without another call.
+          Limit: condition
+            ? Math.min(200, budget - read)
+            : Math.min(200, Math.max(25, (page.limit - items.length) * 2)),
         }),
       );
+      read += ScannedCount;
       for (const [position, raw] of Items.entries()) {
-        scanned++;
-        const observation = toObservation(raw);
-        if (filter.classification && observation.verdict.classification !== filter.classification) continue;
-        items.push(observation);
+        items.push(toObservation(raw));
         if (items.length === page.limit) {
           const more = position < Items.length - 1 || LastEvaluatedKey !== undefined;
           const key = { pk: raw.pk, sk: raw.sk, gsi4pk: raw.gsi4pk, gsi4sk: raw.gsi4sk };
@@ -383,7 +476,8 @@ export class DynamoTrailStore implements TrailStore {
       }
       if (!LastEvaluatedKey) return { items };
       startKey = LastEvaluatedKey;
-      if (scanned >= 2_000) return { items, nextCursor: encodeCursor(LastEvaluatedKey) };
+      // The one reason for a short (even empty) page with a cursor: the read budget is spent.
+      if (condition && read >= budget) return { items, nextCursor: encodeCursor(LastEvaluatedKey) };
     }
   }
 
