@@ -35,5 +35,18 @@ describe("the route table is the single source", () => {
     expect(list.parameters.map((parameter: { name: string }) => parameter.name)).toEqual(
       expect.arrayContaining(["status", "mine", "pendingForMe", "limit", "cursor"]),
     );
+    const trail = (document.paths["/audit/trail"] as Record<string, any>).get;
+    const parameters = Object.fromEntries(
+      trail.parameters.map((parameter: { name: string; schema: unknown }) => [
+        parameter.name,
+        parameter.schema,
+      ]),
+    );
+    expect(Object.keys(parameters).sort()).toEqual(
+      ["classification", "cursor", "from", "instance", "limit", "to", "user"].sort(),
+    );
+    expect(parameters.instance).toMatchObject({ type: "string", pattern: expect.any(String) });
+    expect(parameters.user.description).toContain("correlated to that person's grants");
+    expect(trail.summary).toMatch(/user \(an email.*\).*instance/);
   });
 });
