@@ -352,11 +352,28 @@ describe("web app on the local runtime", () => {
     await expect.poll(() => rowOf(denied.eventID).count()).toBe(0);
     expect(await rowOf(unbrokered.eventID).count()).toBe(1);
     expect(await rowOf(unbrokered.eventID).textContent()).toContain("user/mallory");
-    await apply({ Classification: "", User: "mallory", Instance: DEMO });
+    // User and instance are filters of the API now: the request carries them, exactly as typed.
+    const mallory = "arn:aws:iam::111122223333:user/mallory";
+    const trailRequest = (check: (params: URLSearchParams) => boolean) =>
+      carol.waitForRequest((request) => {
+        const url = new URL(request.url());
+        return url.pathname === "/audit/trail" && check(url.searchParams);
+      });
+    const filtered = trailRequest(
+      (params) =>
+        params.get("user") === mallory && params.get("instance") === DEMO && !params.has("classification"),
+    );
+    await apply({ Classification: "", User: mallory, Instance: DEMO });
+    await filtered;
     await expect.poll(() => rowOf(denied.eventID).count()).toBe(1);
     expect(await rowOf(unbrokered.eventID).count()).toBe(1);
-    await apply({ User: "alice" });
+    const alice = trailRequest((params) => params.get("user") === "alice@example.com");
+    await apply({ User: "alice@example.com" });
+    await alice;
     await expect.poll(() => rowOf(unbrokered.eventID).count()).toBe(0);
+    // A name that is neither an email nor an ARN: the API's 400 is shown, not an empty table.
+    await apply({ User: "mallory" });
+    await carol.getByText(/must be an email address or an IAM\/STS principal ARN/).waitFor();
     const later = new Date(at.getTime() + 30_000 - at.getTimezoneOffset() * 60_000)
       .toISOString()
       .slice(0, 16);

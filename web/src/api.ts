@@ -133,6 +133,9 @@ export const api = {
     from?: string;
     to?: string;
     classification?: Classification;
+    /** An email (that person's events) or an IAM/STS principal ARN. */
+    user?: string;
+    instance?: string;
     limit?: number;
     cursor?: string;
   }) => get<Page<Observation>>("/audit/trail", query),

@@ -1,6 +1,7 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import {
   type AnchoredVerification,
+  ApiError,
   type AuditRecord,
   api,
   type Classification,
@@ -17,7 +18,10 @@ const CLASSIFICATIONS: Classification[] = [
   "unparsed",
 ];
 
-/** Pages scanned per "load" when a filter the API cannot apply (user, instance) is set. */
+/**
+ * Pages read per "load" until WANTED rows are found: the audit log's user and instance are matched here,
+ * and a filtered trail page may come back short when the API spent its read budget.
+ */
 const MAX_SCAN_PAGES = 10;
 const WANTED = 50;
 
@@ -61,6 +65,14 @@ function ChainStatus() {
   );
 }
 
+/** A refused filter says which one and why (the API lists them), not just "Invalid input". */
+function FilterError({ error }: { error: unknown }) {
+  const fields = error instanceof ApiError ? Object.entries(error.fieldErrors()) : [];
+  if (!(error instanceof ApiError) || fields.length === 0) return <ErrorNote error={error} />;
+  const why = fields.map(([field, message]) => `${field}: ${message}`).join("; ");
+  return <ErrorNote error={new Error(`${error.message}: ${why}`)} />;
+}
+
 function principalOf(observation: Observation): string {
   const identity = "identity" in observation.event ? observation.event.identity : undefined;
   return identity?.sourceIdentity ?? identity?.arn ?? identity?.principalArn ?? identity?.type ?? "—";
@@ -95,7 +107,7 @@ function RequestLinks({ requestId, grantId }: { requestId?: string; grantId?: st
 
 /**
  * Loads pages from `fetchPage` until `WANTED` rows pass `keep`, the pages run out, or `MAX_SCAN_PAGES` were
- * read (user and instance are filtered here, the rest by the API).
+ * read.
  */
 function useScan<T>(fetchPage: (cursor?: string) => Promise<{ items: T[]; nextCursor?: string }>) {
   const [rows, setRows] = useState<T[]>([]);
@@ -140,20 +152,22 @@ function TrailTab({ filters }: { filters: Filters }) {
   const scan = useScan<Observation>((cursor) =>
     api.trail({
       classification: (filters.classification || undefined) as Classification | undefined,
+      // The API filters by person and instance (exact values; it answers 400 with why otherwise).
+      user: filters.user.trim() || undefined,
+      instance: filters.instance.trim() || undefined,
       from: iso(filters.from),
       to: iso(filters.to),
       limit: 100,
       cursor,
     }),
   );
-  const keep = (row: Observation) =>
-    has(principalOf(row), filters.user) && has(`${targetOf(row)}`, filters.instance);
+  const keep = () => true;
   useEffect(() => {
     void scan.load(keep, true);
   }, [filters]);
   return (
     <>
-      <ErrorNote error={scan.error} />
+      <FilterError error={scan.error} />
       <div class="table-wrap">
         <table>
           <caption class="visually-hidden">CloudTrail events of EC2 Instance Connect</caption>
@@ -350,7 +364,7 @@ export function Audit() {
             id="f-user"
             type="text"
             value={draft.user}
-            placeholder="alice@example.com"
+            placeholder={tab === "trail" ? "alice@example.com or arn:aws:iam::…" : "alice@example.com"}
             onInput={set("user")}
           />
         </div>
