@@ -4,6 +4,7 @@ import { join } from "node:path";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isolatedContext, launchChromium, screenshot } from "../helpers/browser.ts";
+import { parseCsv } from "../helpers/csv.ts";
 import { ROOT, type RunningRuntime, startRuntime } from "../helpers/runtime.ts";
 
 // The web app in real Chromium against the real local runtime (`npm start`): sign-in with the dev issuer,
@@ -69,36 +70,6 @@ async function createRequest(user: string, reason: string) {
 
 // page.evaluate callbacks run in Chromium, serialized: they reach the DOM through an untyped globalThis
 // (this program is type-checked without the DOM library) and can use nothing from this file.
-
-/** RFC 4180: quoted cells may hold commas, doubled quotes and line breaks. */
-function parseCsv(text: string): string[][] {
-  const rows: string[][] = [];
-  let row: string[] = [];
-  let cell = "";
-  let quoted = false;
-  for (let i = 0; i < text.length; i++) {
-    const char = text[i];
-    if (quoted) {
-      if (char === '"' && text[i + 1] === '"') {
-        cell += '"';
-        i++;
-      } else if (char === '"') quoted = false;
-      else cell += char;
-    } else if (char === '"') quoted = true;
-    else if (char === ",") {
-      row.push(cell);
-      cell = "";
-    } else if (char === "\r" && text[i + 1] === "\n") {
-      row.push(cell);
-      rows.push(row);
-      row = [];
-      cell = "";
-      i++;
-    } else cell += char;
-  }
-  if (cell || row.length) rows.push([...row, cell]);
-  return rows;
-}
 
 /** A fresh browser (own storage) for one person, signed in through the sign-in page with the keyboard. */
 async function signIn(user: string, options: { width?: number; path?: string } = {}): Promise<Page> {

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { csvCell } from "../../core/report/render.ts";
 import { Trail } from "../../core/trail/index.ts";
 import { createTestBroker, DEMO_CONFIG_TEXT, requestBody, type TestBroker } from "../helpers/broker.ts";
+import { parseCsv } from "../helpers/csv.ts";
 import {
   cliAs,
   DEMO_INSTANCE,
@@ -34,35 +35,6 @@ let unused: { id: string; grantId: string };
 let glass: { id: string; grantId: string; status?: string };
 let from: string;
 let to: string;
-
-/** RFC 4180 parsing, to read back what a spreadsheet would. */
-function parseCsv(text: string): string[][] {
-  const rows: string[][] = [];
-  let row: string[] = [];
-  let cell = "";
-  let quoted = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (quoted) {
-      if (c === '"' && text[i + 1] === '"') {
-        cell += '"';
-        i++;
-      } else if (c === '"') quoted = false;
-      else cell += c;
-    } else if (c === '"') quoted = true;
-    else if (c === ",") {
-      row.push(cell);
-      cell = "";
-    } else if (c === "\r" && text[i + 1] === "\n") {
-      row.push(cell);
-      rows.push(row);
-      row = [];
-      cell = "";
-      i++;
-    } else cell += c;
-  }
-  return rows;
-}
 
 beforeAll(async () => {
   emulator = await startTrailEmulator();
