@@ -128,6 +128,38 @@ export function Section({
   );
 }
 
+/**
+ * A table that scrolls sideways inside its own box on narrow screens, so the page itself never does; the
+ * caption is for screen readers (the section heading above says the same to sighted readers).
+ */
+export function DataTable({
+  caption,
+  columns,
+  children,
+}: {
+  caption: string;
+  columns: string[];
+  children: ComponentChildren;
+}) {
+  return (
+    <div class="table-wrap">
+      <table>
+        <caption class="visually-hidden">{caption}</caption>
+        <thead>
+          <tr>
+            {columns.map((column) => (
+              <th key={column} scope="col">
+                {column}
+              </th>
+            ))}
+          </tr>
+        </thead>
+        <tbody>{children}</tbody>
+      </table>
+    </div>
+  );
+}
+
 /** Seconds left until `end`, as `12m 30s`. */
 export function timeLeft(end: string | undefined, now: number): string {
   if (!end) return "—";

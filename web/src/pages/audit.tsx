@@ -7,7 +7,7 @@ import {
   type Classification,
   type Observation,
 } from "../api.ts";
-import { ErrorNote, Time } from "../components/ui.tsx";
+import { DataTable, ErrorNote, Time } from "../components/ui.tsx";
 
 // Every classification the API knows, checked at compile time (the schema's values are not imported, to keep
 // zod out of the bundle): a new one in core/trail/schema.ts fails the typecheck here until it is listed.
@@ -170,47 +170,34 @@ function TrailTab({ filters }: { filters: Filters }) {
   return (
     <>
       <FilterError error={scan.error} />
-      <div class="table-wrap">
-        <table>
-          <caption class="visually-hidden">CloudTrail events of EC2 Instance Connect</caption>
-          <thead>
-            <tr>
-              <th scope="col">Time</th>
-              <th scope="col">Event</th>
-              <th scope="col">Classification</th>
-              <th scope="col">Principal</th>
-              <th scope="col">Target</th>
-              <th scope="col">Request · grant</th>
-              <th scope="col">Why</th>
-            </tr>
-          </thead>
-          <tbody>
-            {scan.rows.map((row) => (
-              <tr key={row.eventId} data-event-id={row.eventId}>
-                <td>
-                  <Time at={row.event.eventTime} />
-                </td>
-                <td>{row.event.eventName ?? "—"}</td>
-                <td>
-                  <span
-                    class={`status status-${row.verdict.classification === "brokered" ? "active" : "denied"}`}
-                  >
-                    {row.verdict.classification}
-                  </span>
-                </td>
-                <td>{principalOf(row)}</td>
-                <td>
-                  <code>{targetOf(row)}</code>
-                </td>
-                <td>
-                  <RequestLinks requestId={row.verdict.requestId} grantId={row.verdict.grantId} />
-                </td>
-                <td>{row.verdict.reasons.join("; ") || "—"}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
+      <DataTable
+        caption="CloudTrail events of EC2 Instance Connect"
+        columns={["Time", "Event", "Classification", "Principal", "Target", "Request · grant", "Why"]}
+      >
+        {scan.rows.map((row) => (
+          <tr key={row.eventId} data-event-id={row.eventId}>
+            <td>
+              <Time at={row.event.eventTime} />
+            </td>
+            <td>{row.event.eventName ?? "—"}</td>
+            <td>
+              <span
+                class={`status status-${row.verdict.classification === "brokered" ? "active" : "denied"}`}
+              >
+                {row.verdict.classification}
+              </span>
+            </td>
+            <td>{principalOf(row)}</td>
+            <td>
+              <code>{targetOf(row)}</code>
+            </td>
+            <td>
+              <RequestLinks requestId={row.verdict.requestId} grantId={row.verdict.grantId} />
+            </td>
+            <td>{row.verdict.reasons.join("; ") || "—"}</td>
+          </tr>
+        ))}
+      </DataTable>
       <Footer scan={scan} onMore={() => scan.load(keep, false)} />
     </>
   );
@@ -260,43 +247,28 @@ function AuditTab({ filters }: { filters: Filters }) {
   return (
     <>
       <ErrorNote error={scan.error} />
-      <div class="table-wrap">
-        <table>
-          <caption class="visually-hidden">Audit records</caption>
-          <thead>
-            <tr>
-              <th scope="col">#</th>
-              <th scope="col">Time</th>
-              <th scope="col">Type</th>
-              <th scope="col">Actor</th>
-              <th scope="col">Request</th>
-              <th scope="col">Details</th>
-            </tr>
-          </thead>
-          <tbody>
-            {scan.rows.map((row) => (
-              <tr key={row.seq}>
-                <td>{row.seq}</td>
-                <td>
-                  <Time at={row.at} />
-                </td>
-                <td>{row.type}</td>
-                <td>{row.actor}</td>
-                <td>
-                  {row.subject.startsWith("req_") ? (
-                    <a href={`/requests/${row.subject}`}>{row.subject}</a>
-                  ) : (
-                    row.subject
-                  )}
-                </td>
-                <td>
-                  <code>{summary(row)}</code>
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
+      <DataTable caption="Audit records" columns={["#", "Time", "Type", "Actor", "Request", "Details"]}>
+        {scan.rows.map((row) => (
+          <tr key={row.seq}>
+            <td>{row.seq}</td>
+            <td>
+              <Time at={row.at} />
+            </td>
+            <td>{row.type}</td>
+            <td>{row.actor}</td>
+            <td>
+              {row.subject.startsWith("req_") ? (
+                <a href={`/requests/${row.subject}`}>{row.subject}</a>
+              ) : (
+                row.subject
+              )}
+            </td>
+            <td>
+              <code>{summary(row)}</code>
+            </td>
+          </tr>
+        ))}
+      </DataTable>
       <Footer scan={scan} onMore={() => scan.load(keep, false)} />
     </>
   );

@@ -6,6 +6,7 @@ import { useApp } from "../app-context.ts";
 import {
   accessText,
   CopyCommand,
+  DataTable,
   ErrorNote,
   formatDuration,
   Section,
@@ -209,43 +210,32 @@ export function MyAccess() {
             {past.length === 0 ? (
               <p>Nothing yet.</p>
             ) : (
-              <div class="table-wrap">
-                <table>
-                  <caption class="visually-hidden">Past requests and grants</caption>
-                  <thead>
-                    <tr>
-                      <th scope="col">Asked</th>
-                      <th scope="col">Access</th>
-                      <th scope="col">Instance</th>
-                      <th scope="col">Status</th>
-                      <th scope="col">Ended</th>
-                    </tr>
-                  </thead>
-                  <tbody>
-                    {past.map((item) => (
-                      <tr key={item.id} data-request-id={item.id}>
-                        <td>
-                          <a href={`/requests/${item.id}`}>
-                            <Time at={item.createdAt} />
-                          </a>
-                        </td>
-                        <td>
-                          {accessText(item)} for {formatDuration(item.durationSeconds)}
-                        </td>
-                        <td>
-                          <code>{item.instanceId}</code>
-                        </td>
-                        <td>
-                          <Status status={item.status} />
-                        </td>
-                        <td>
-                          <Time at={item.endedAt ?? item.decision?.at} />
-                        </td>
-                      </tr>
-                    ))}
-                  </tbody>
-                </table>
-              </div>
+              <DataTable
+                caption="Past requests and grants"
+                columns={["Asked", "Access", "Instance", "Status", "Ended"]}
+              >
+                {past.map((item) => (
+                  <tr key={item.id} data-request-id={item.id}>
+                    <td>
+                      <a href={`/requests/${item.id}`}>
+                        <Time at={item.createdAt} />
+                      </a>
+                    </td>
+                    <td>
+                      {accessText(item)} for {formatDuration(item.durationSeconds)}
+                    </td>
+                    <td>
+                      <code>{item.instanceId}</code>
+                    </td>
+                    <td>
+                      <Status status={item.status} />
+                    </td>
+                    <td>
+                      <Time at={item.endedAt ?? item.decision?.at} />
+                    </td>
+                  </tr>
+                ))}
+              </DataTable>
             )}
           </Section>
         </>

@@ -1,7 +1,7 @@
 import { useState } from "preact/hooks";
 import { type AccessReport, api } from "../api.ts";
 import { BarChart } from "../components/charts.tsx";
-import { ErrorNote, formatDuration, Status, Time } from "../components/ui.tsx";
+import { DataTable, ErrorNote, formatDuration, Status, Time } from "../components/ui.tsx";
 import {
   CLASSIFICATION_SERIES,
   dayOf,
@@ -204,126 +204,96 @@ export function Reports() {
             />
           </div>
           <h2>Controls</h2>
-          <div class="table-wrap">
-            <table>
-              <caption class="visually-hidden">Controls</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Control</th>
-                  <th scope="col">Status</th>
-                  <th scope="col">Evidence</th>
-                </tr>
-              </thead>
-              <tbody>
-                {report.controls.map((row) => (
-                  <tr key={row.control}>
-                    <td>{row.control}</td>
-                    <td>
-                      <span
-                        class={`status status-${row.status === "pass" ? "active" : row.status === "fail" ? "denied" : "pending"}`}
-                      >
-                        {row.status}
-                      </span>
-                    </td>
-                    <td>{row.evidence}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+          <DataTable caption="Controls" columns={["Control", "Status", "Evidence"]}>
+            {report.controls.map((row) => (
+              <tr key={row.control}>
+                <td>{row.control}</td>
+                <td>
+                  <span
+                    class={`status status-${row.status === "pass" ? "active" : row.status === "fail" ? "denied" : "pending"}`}
+                  >
+                    {row.status}
+                  </span>
+                </td>
+                <td>{row.evidence}</td>
+              </tr>
+            ))}
+          </DataTable>
           <h2>Grants</h2>
-          <div class="table-wrap">
-            <table>
-              <caption class="visually-hidden">Grants in the period</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Grant</th>
-                  <th scope="col">Requester</th>
-                  <th scope="col">Approvers</th>
-                  <th scope="col">Access</th>
-                  <th scope="col">Reason / ticket</th>
-                  <th scope="col">Window</th>
-                  <th scope="col">Open</th>
-                  <th scope="col">Events</th>
-                  <th scope="col">Status</th>
-                </tr>
-              </thead>
-              <tbody>
-                {report.grants.map((row) => (
-                  <tr key={row.grantId}>
-                    <td>
-                      <a href={`/requests/${row.requestId}`}>{row.grantId}</a>
-                    </td>
-                    <td>{row.requester}</td>
-                    <td>{row.approvers.join(", ") || (row.breakGlass ? "break-glass" : "—")}</td>
-                    <td>
-                      {row.method} {row.osUser ?? row.port ?? ""} on <code>{row.instanceId}</code>
-                    </td>
-                    <td>
-                      {row.reason}
-                      {row.ticket ? ` (${row.ticket})` : ""}
-                    </td>
-                    <td>
-                      <Time at={row.startsAt} /> – <Time at={row.endedAt ?? row.endsAt} />
-                    </td>
-                    <td>
-                      {minutes(row.usedWindowSeconds)} of{" "}
-                      {minutes(row.requestedSeconds + row.extendedSeconds)}
-                    </td>
-                    <td>
-                      {Object.entries(row.events)
-                        .map(([kind, count]) => `${kind} ${count}`)
-                        .join(", ") || (row.unused ? "unused" : "—")}
-                    </td>
-                    <td>
-                      <Status status={row.status} />
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+          <DataTable
+            caption="Grants in the period"
+            columns={[
+              "Grant",
+              "Requester",
+              "Approvers",
+              "Access",
+              "Reason / ticket",
+              "Window",
+              "Open",
+              "Events",
+              "Status",
+            ]}
+          >
+            {report.grants.map((row) => (
+              <tr key={row.grantId}>
+                <td>
+                  <a href={`/requests/${row.requestId}`}>{row.grantId}</a>
+                </td>
+                <td>{row.requester}</td>
+                <td>{row.approvers.join(", ") || (row.breakGlass ? "break-glass" : "—")}</td>
+                <td>
+                  {row.method} {row.osUser ?? row.port ?? ""} on <code>{row.instanceId}</code>
+                </td>
+                <td>
+                  {row.reason}
+                  {row.ticket ? ` (${row.ticket})` : ""}
+                </td>
+                <td>
+                  <Time at={row.startsAt} /> – <Time at={row.endedAt ?? row.endsAt} />
+                </td>
+                <td>
+                  {minutes(row.usedWindowSeconds)} of {minutes(row.requestedSeconds + row.extendedSeconds)}
+                </td>
+                <td>
+                  {Object.entries(row.events)
+                    .map(([kind, count]) => `${kind} ${count}`)
+                    .join(", ") || (row.unused ? "unused" : "—")}
+                </td>
+                <td>
+                  <Status status={row.status} />
+                </td>
+              </tr>
+            ))}
+          </DataTable>
           <h2>Non-brokered events</h2>
           {report.nonBrokeredEvents.length === 0 ? (
             <p>None in this period{report.trail ? "" : " (no trail events are available to this broker)"}.</p>
           ) : (
-            <div class="table-wrap">
-              <table>
-                <caption class="visually-hidden">Non-brokered events</caption>
-                <thead>
-                  <tr>
-                    <th scope="col">Time</th>
-                    <th scope="col">Event</th>
-                    <th scope="col">Classification</th>
-                    <th scope="col">Principal</th>
-                    <th scope="col">Target</th>
-                    <th scope="col">Why</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {report.nonBrokeredEvents.map((row) => (
-                    <tr key={row.eventId}>
-                      <td>
-                        <Time at={row.eventTime} />
-                      </td>
-                      <td>{row.eventName ?? "—"}</td>
-                      <td>{row.classification}</td>
-                      <td>{row.principal ?? "—"}</td>
-                      <td>{row.target ?? "—"}</td>
-                      <td>
-                        {row.reasons.join("; ")}
-                        {row.requestId ? (
-                          <>
-                            {" "}
-                            <a href={`/requests/${row.requestId}`}>{row.grantId ?? row.requestId}</a>
-                          </>
-                        ) : null}
-                      </td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            </div>
+            <DataTable
+              caption="Non-brokered events"
+              columns={["Time", "Event", "Classification", "Principal", "Target", "Why"]}
+            >
+              {report.nonBrokeredEvents.map((row) => (
+                <tr key={row.eventId}>
+                  <td>
+                    <Time at={row.eventTime} />
+                  </td>
+                  <td>{row.eventName ?? "—"}</td>
+                  <td>{row.classification}</td>
+                  <td>{row.principal ?? "—"}</td>
+                  <td>{row.target ?? "—"}</td>
+                  <td>
+                    {row.reasons.join("; ")}
+                    {row.requestId ? (
+                      <>
+                        {" "}
+                        <a href={`/requests/${row.requestId}`}>{row.grantId ?? row.requestId}</a>
+                      </>
+                    ) : null}
+                  </td>
+                </tr>
+              ))}
+            </DataTable>
           )}
         </>
       ) : null}
