@@ -76,6 +76,9 @@ const errorOf = async (label: string) => {
   };
 };
 
+const OTHER_STAGING = "Other instance in staging-web… (tagged env=staging, app=web)";
+const activeId = () => page.evaluate(() => (globalThis as any).document.activeElement.id);
+
 describe("request form", () => {
   it("offers the instances and methods of alice's rules, with the rule's only OS user filled in", async () => {
     const options = await page.getByLabel("Instance").locator("option").allTextContents();
@@ -83,7 +86,11 @@ describe("request form", () => {
       "i-0a1b2c3d4e5f60718",
       "i-0c0ffee0c0ffee0ee",
       "i-0fedcba9876543210",
+      "Other",
     ]);
+    expect(options[3]).toBe(OTHER_STAGING);
+    // Nothing to type until the tag target is chosen.
+    expect(await page.getByLabel("Instance id").count()).toBe(0);
     const methods = await page
       .getByRole("radio")
       .evaluateAll((inputs) => inputs.map((input: any) => input.value));
@@ -189,5 +196,91 @@ describe("request form", () => {
     expect(attempts).toHaveLength(2);
     expect(attempts[1].key).toBe(attempts[0].key);
     expect(await page.evaluate(() => (globalThis as any).harness.created?.id)).toBe("req_harness");
+  });
+
+  describe("an instance typed for a tag-selector target", () => {
+    beforeEach(async () => {
+      await page.getByLabel("Instance", { exact: true }).selectOption({ label: OTHER_STAGING });
+    });
+
+    it("is reached by keyboard, says which tags, account and region it must have, and complains only once typed", async () => {
+      const typed = page.getByLabel("Instance id");
+      const hint = await page
+        .locator(`[id="${(await typed.getAttribute("aria-describedby")) ?? ""}"]`)
+        .textContent();
+      expect(hint).toContain("staging-web: tagged env=staging, app=web, in account 444455556666, eu-west-1");
+      await page.getByLabel("Instance", { exact: true }).focus();
+      await page.keyboard.press("Tab");
+      expect(await activeId()).toBe("typedInstanceId");
+      await page.keyboard.press("Tab");
+      expect(await errorOf("Instance id")).toEqual({ invalid: null, message: undefined });
+      await typed.fill("i-0123");
+      await typed.blur();
+      expect(await errorOf("Instance id")).toEqual({
+        invalid: "true",
+        message: "must look like i-0123456789abcdef0",
+      });
+    });
+
+    it("sends the typed id with the limits of the tag target's rule (its OS users, ticket, 2h maximum)", async () => {
+      await page.getByLabel("Instance id").fill("i-0123456789abcdef0");
+      expect(await page.getByLabel("OS user").locator("option").allTextContents()).toEqual([
+        "ec2-user",
+        "ubuntu",
+      ]);
+      expect(await page.getByTestId("rule-summary").textContent()).toContain("staging-two-person");
+      await page.getByLabel("OS user").selectOption("ubuntu");
+      // Over dev-demo's 1h, within staging-two-person's 2h.
+      await page.getByLabel("Duration").fill("2h");
+      await page.getByLabel("Reason").fill("new web node");
+      await page.getByLabel("Ticket").fill("CHG-7");
+      await page.getByRole("button", { name: "Request access" }).click();
+      const [sent] = await submitted();
+      expect(sent.input).toEqual({
+        instanceId: "i-0123456789abcdef0",
+        method: "ssh",
+        osUser: "ubuntu",
+        durationSeconds: 7200,
+        reason: "new web node",
+        ticket: "CHG-7",
+        breakGlass: false,
+      });
+    });
+
+    it("refuses a malformed or missing id inline, with focus on the field, and sends nothing", async () => {
+      await page.getByLabel("Reason").fill("new web node");
+      await page.getByLabel("Ticket").fill("CHG-7");
+      await page.getByRole("button", { name: "Request access" }).click();
+      expect(await activeId()).toBe("typedInstanceId");
+      expect(await errorOf("Instance id")).toEqual({ invalid: "true", message: "Type an instance id" });
+      await page.getByLabel("Instance id").fill("i-0123456789ABCDEF0");
+      await page.getByLabel("Reason").focus();
+      await page.getByRole("button", { name: "Request access" }).click();
+      expect(await submitted()).toEqual([]);
+      expect(await activeId()).toBe("typedInstanceId");
+      expect(await errorOf("Instance id")).toEqual({
+        invalid: "true",
+        message: "must look like i-0123456789abcdef0",
+      });
+      await screenshot(page, "component-request-form-typed-instance");
+    });
+
+    it("shows the API's refusal of the instance (its tags do not match) on the field", async () => {
+      const message = "i-0123456789abcdef0 is not part of any target in the policy";
+      await page.evaluate((text) => {
+        (globalThis as any).harness.refuse = { status: 403, code: "policy.unknown_target", message: text };
+      }, message);
+      await page.getByLabel("Instance id").fill("i-0123456789abcdef0");
+      await page.getByLabel("Reason").fill("new web node");
+      await page.getByLabel("Ticket").fill("CHG-7");
+      await page.getByRole("button", { name: "Request access" }).click();
+      await page.getByText(message).waitFor();
+      expect(await errorOf("Instance id")).toEqual({ invalid: "true", message });
+      expect(await activeId()).toBe("typedInstanceId");
+      expect(await page.getByRole("alert").count()).toBe(0);
+      // Another id is another question for the API: the refusal goes with the edit.
+      await page.getByLabel("Instance id").fill("i-0123456789abcdef1");
+      expect((await errorOf("Instance id")).message).toBeUndefined();
+    });
   });
 });

@@ -5,6 +5,11 @@ import { formatDuration, parseDuration } from "../../core/util/duration-text.ts"
 /** The request form as typed: every field a string (or a checkbox), as the inputs hold them. */
 export interface Draft {
   instanceId: string;
+  /**
+   * The tag-selector target a typed instance id is asked under; empty when the id was picked from those the
+   * policy lists. The form cannot see EC2 tags, so it offers that target's rules and the API checks the tags.
+   */
+  target: string;
   method: string;
   osUser: string;
   port: string;
@@ -50,10 +55,32 @@ export function instanceOptions(view: View): InstanceOption[] {
   return options;
 }
 
-/** Rules that could take a request for this instance, in policy order (the first that fits wins). */
-export function rulesFor(view: View, instanceId: string, breakGlass = false): RuleView[] {
+export interface TagTargetOption {
+  target: string;
+  account: string;
+  region: string;
+  tags: Record<string, string>;
+}
+
+/** Tag-selector targets of a rule the caller may request (or break glass) under: any instance id may be typed. */
+export function tagTargetOptions(view: View): TagTargetOption[] {
+  const usable = new Set(
+    view.rules.filter((rule) => rule.mayRequest || rule.mayBreakGlass).flatMap((rule) => rule.targets),
+  );
+  return view.targets.flatMap(({ name, account, region, tags }) =>
+    usable.has(name) && tags && Object.keys(tags).length > 0 ? [{ target: name, account, region, tags }] : [],
+  );
+}
+
+/**
+ * Rules that could take a request for this instance, in policy order (the first that fits wins): those of
+ * the targets listing it, and of `tagTarget` when the id was typed for it (assuming EC2 finds its tags).
+ */
+export function rulesFor(view: View, instanceId: string, breakGlass = false, tagTarget = ""): RuleView[] {
   const targets = new Set(
-    view.targets.filter((target) => target.instances.includes(instanceId)).map((target) => target.name),
+    view.targets
+      .filter((target) => target.instances.includes(instanceId) || target.name === tagTarget)
+      .map((target) => target.name),
   );
   return view.rules.filter(
     (rule) =>
@@ -62,8 +89,8 @@ export function rulesFor(view: View, instanceId: string, breakGlass = false): Ru
 }
 
 /** The rule the broker would apply to a request for `method` on the instance (as far as the form can tell). */
-export function ruleFor(view: View, draft: Pick<Draft, "instanceId" | "method" | "breakGlass">) {
-  return rulesFor(view, draft.instanceId, draft.breakGlass).find(
+export function ruleFor(view: View, draft: Pick<Draft, "instanceId" | "target" | "method" | "breakGlass">) {
+  return rulesFor(view, draft.instanceId, draft.breakGlass, draft.target).find(
     (rule) => rule.methods[draft.method as keyof RuleView["methods"]] !== undefined,
   );
 }
@@ -109,14 +136,21 @@ export function validateDraft(
     for (const issue of parsed.error.issues) {
       const key = issue.path[0] === "durationSeconds" ? "duration" : (issue.path[0] as Field);
       if (FIELDS.includes(key) && !errors[key])
-        errors[key] = key === "instanceId" && !draft.instanceId ? "Choose an instance" : issue.message;
+        errors[key] =
+          key === "instanceId" && !draft.instanceId
+            ? draft.target
+              ? "Type an instance id"
+              : "Choose an instance"
+            : issue.message;
     }
   if (!draft.method) errors.method = "Choose how to connect";
-  const rule = draft.instanceId && draft.method ? ruleFor(view, draft) : undefined;
-  if (draft.instanceId && draft.method && !rule && !errors.method)
+  // A tag target's rules apply before its instance id is typed, so its OS users and ports can be offered.
+  const where = draft.instanceId || draft.target;
+  const rule = where && draft.method ? ruleFor(view, draft) : undefined;
+  if (where && draft.method && !rule && !errors.method)
     errors.method = draft.breakGlass
-      ? `You may not break glass for ${draft.method} on ${draft.instanceId}`
-      : `No rule lets you use ${draft.method} on ${draft.instanceId}`;
+      ? `You may not break glass for ${draft.method} on ${where}`
+      : `No rule lets you use ${draft.method} on ${where}`;
   if (rule) {
     const users = rule.methods.ssh?.osUsers ?? [];
     if (draft.method === "ssh" && !errors.osUser && !users.includes(draft.osUser))

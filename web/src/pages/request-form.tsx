@@ -18,6 +18,7 @@ import {
   type Field,
   instanceOptions,
   rulesFor,
+  tagTargetOptions,
   validateDraft,
   withDefaults,
 } from "../validate.ts";
@@ -28,6 +29,13 @@ const METHOD_LABELS = {
   rdp: "RDP (EICE tunnel to 3389)",
 } as const;
 const ORDER: Field[] = ["instanceId", "method", "osUser", "port", "duration", "reason", "ticket"];
+/** Picker values that stand for "type an instance id of this tag target" (instance ids never start so). */
+const TAGGED = "tags:";
+const TYPED_ID = "typedInstanceId";
+const tagText = (tags: Record<string, string>) =>
+  Object.entries(tags)
+    .map(([key, value]) => `${key}=${value}`)
+    .join(", ");
 
 function FieldError({ id, error }: { id: string; error?: string }) {
   return error ? (
@@ -50,11 +58,14 @@ export interface RequestFormProps {
 /** The request form: instance, method, OS user or port, duration, reason, ticket; validated as typed. */
 export function RequestForm({ view, submit, onCreated }: RequestFormProps) {
   const instances = useMemo(() => instanceOptions(view), [view]);
+  const tagTargets = useMemo(() => tagTargetOptions(view), [view]);
   const first = instances[0]?.instanceId ?? "";
+  const firstTarget = first ? "" : (tagTargets[0]?.target ?? "");
   const [draft, setDraft] = useState<Draft>(() =>
     withDefaults(view, {
       instanceId: first,
-      method: first ? (rulesFor(view, first).flatMap((rule) => Object.keys(rule.methods))[0] ?? "") : "",
+      target: firstTarget,
+      method: rulesFor(view, first, false, firstTarget).flatMap((rule) => Object.keys(rule.methods))[0] ?? "",
       osUser: "",
       port: "",
       duration: "30m",
@@ -70,17 +81,23 @@ export function RequestForm({ view, submit, onCreated }: RequestFormProps) {
   const [busy, setBusy] = useState(false);
   const key = useRef(crypto.randomUUID());
   const focusField = (field: Field | undefined) =>
-    field && document.querySelector<HTMLElement>(`form.request-form [name="${field}"]`)?.focus();
+    field &&
+    document
+      .querySelector<HTMLElement>(
+        `form.request-form [name="${field === "instanceId" && draft.target ? TYPED_ID : field}"]`,
+      )
+      ?.focus();
 
   const { errors: localErrors, rule } = validateDraft(view, draft);
   const errors: Errors = { ...localErrors, ...serverErrors };
   const shown = (field: Field) => (submitted || touched.has(field) ? errors[field] : undefined);
 
-  const candidates = rulesFor(view, draft.instanceId, draft.breakGlass);
+  const candidates = rulesFor(view, draft.instanceId, draft.breakGlass, draft.target);
   const methods = (["ssh", "tunnel", "rdp"] as const).filter((method) =>
     candidates.some((candidate) => candidate.methods[method]),
   );
-  const mayBreakGlass = rulesFor(view, draft.instanceId, true).length > 0;
+  const mayBreakGlass = rulesFor(view, draft.instanceId, true, draft.target).length > 0;
+  const tagTarget = tagTargets.find((option) => option.target === draft.target);
 
   const update = (patch: Partial<Draft>, field: Field) => {
     edited.current.add(field);
@@ -96,6 +113,19 @@ export function RequestForm({ view, submit, onCreated }: RequestFormProps) {
     if (edited.current.has(field)) setTouched((set) => new Set(set).add(field));
   };
   const value = (event: Event) => (event.target as HTMLInputElement).value;
+  const choose = (choice: string) => {
+    const target = choice.startsWith(TAGGED) ? choice.slice(TAGGED.length) : "";
+    update(target ? { instanceId: "", target } : { instanceId: choice, target: "" }, "instanceId");
+    if (target) {
+      // The id field it reveals starts empty: it has nothing to complain about until something is typed.
+      edited.current.delete("instanceId");
+      setTouched((set) => {
+        const next = new Set(set);
+        next.delete("instanceId");
+        return next;
+      });
+    }
+  };
 
   const onSubmit = async (event: Event) => {
     event.preventDefault();
@@ -116,6 +146,10 @@ export function RequestForm({ view, submit, onCreated }: RequestFormProps) {
         const mapped: Errors = {};
         for (const [path, message] of Object.entries(fields))
           mapped[(path === "durationSeconds" ? "duration" : path) as Field] = message;
+        // Whether a typed instance carries the target's tags only EC2 knows: the API's refusal belongs there.
+        const typedRefused =
+          draft.target && caught.status >= 400 && caught.status < 500 && caught.status !== 401;
+        if (typedRefused && !ORDER.some((field) => mapped[field])) mapped.instanceId = caught.message;
         setServerErrors(mapped);
         const firstBad = ORDER.find((field) => mapped[field]);
         if (firstBad) focusField(firstBad);
@@ -126,7 +160,8 @@ export function RequestForm({ view, submit, onCreated }: RequestFormProps) {
     }
   };
 
-  if (instances.length === 0) return <p>No rule of the policy lets you ask for access to an instance.</p>;
+  if (instances.length === 0 && tagTargets.length === 0)
+    return <p>No rule of the policy lets you ask for access to an instance.</p>;
 
   return (
     <form onSubmit={onSubmit} noValidate class="request-form" aria-label="Request access">
@@ -135,10 +170,10 @@ export function RequestForm({ view, submit, onCreated }: RequestFormProps) {
         <select
           id="instanceId"
           name="instanceId"
-          value={draft.instanceId}
-          aria-invalid={shown("instanceId") ? "true" : undefined}
-          aria-describedby={described("instanceId", shown("instanceId"))}
-          onChange={(event) => update({ instanceId: value(event) }, "instanceId")}
+          value={draft.target ? `${TAGGED}${draft.target}` : draft.instanceId}
+          aria-invalid={!draft.target && shown("instanceId") ? "true" : undefined}
+          aria-describedby={described("instanceId", draft.target ? undefined : shown("instanceId"))}
+          onChange={(event) => choose(value(event))}
           onBlur={() => blur("instanceId")}
         >
           {instances.map((option) => (
@@ -146,9 +181,39 @@ export function RequestForm({ view, submit, onCreated }: RequestFormProps) {
               {option.instanceId} — {option.target} ({option.account}, {option.region})
             </option>
           ))}
+          {tagTargets.map((option) => (
+            <option key={option.target} value={`${TAGGED}${option.target}`}>
+              Other instance in {option.target}… (tagged {tagText(option.tags)})
+            </option>
+          ))}
         </select>
-        <FieldError id="instanceId" error={shown("instanceId")} />
+        {draft.target ? null : <FieldError id="instanceId" error={shown("instanceId")} />}
       </div>
+
+      {tagTarget ? (
+        <div class="field">
+          <label for={TYPED_ID}>Instance id</label>
+          <input
+            id={TYPED_ID}
+            name={TYPED_ID}
+            type="text"
+            autoComplete="off"
+            spellcheck={false}
+            placeholder="i-0123456789abcdef0"
+            value={draft.instanceId}
+            aria-invalid={shown("instanceId") ? "true" : undefined}
+            aria-describedby={described(TYPED_ID, shown("instanceId"), true)}
+            onInput={(event) => update({ instanceId: value(event) }, "instanceId")}
+            onBlur={() => blur("instanceId")}
+          />
+          <p class="hint" id={`${TYPED_ID}-hint`}>
+            An instance of target <code>{tagTarget.target}</code>: tagged {tagText(tagTarget.tags)}, in
+            account {tagTarget.account}, {tagTarget.region}. The broker checks its tags with EC2 when you send
+            the request.
+          </p>
+          <FieldError id={TYPED_ID} error={shown("instanceId")} />
+        </div>
+      ) : null}
 
       <fieldset class="field" aria-describedby={described("method", shown("method"))}>
         <legend>Method</legend>
