@@ -122,7 +122,8 @@ export function validateDraft(
   const durationSeconds = parseDuration(draft.duration);
   if (durationSeconds === undefined) errors.duration = "Give a duration like 30m, 1h or 1h30m";
   const body = {
-    instanceId: draft.instanceId,
+    // A pasted id often brings a space or newline along; what is asked for is the id.
+    instanceId: draft.instanceId.trim(),
     method: draft.method,
     ...(draft.method === "ssh" && draft.osUser ? { osUser: draft.osUser } : {}),
     ...(draft.method === "tunnel" && draft.port ? { port: Number(draft.port) } : {}),
