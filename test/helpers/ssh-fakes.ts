@@ -12,6 +12,27 @@ export const DNS_NAME = "eice-0demo00000000001.ec2-instance-connect-endpoint.us-
 export const INSTANCE = "i-0a1b2c3d4e5f60718";
 export const GRANT = "gr_01jxexample000000000000000";
 
+/** Alice's active ssh grant on the demo instance, started a minute before `now`, 30 minutes left. */
+export function activeGrant(now: number): Request.Grant {
+  return {
+    id: GRANT,
+    requestId: GRANT.replace("gr_", "req_"),
+    status: "active",
+    requester: "alice@example.com",
+    instanceId: INSTANCE,
+    account: "111122223333",
+    region: "us-east-1",
+    method: "ssh",
+    osUser: "ec2-user",
+    ruleId: "dev-demo",
+    breakGlass: false,
+    startsAt: new Date(now - 60_000).toISOString(),
+    endsAt: new Date(now + 1_800_000).toISOString(),
+    approvers: ["bob@example.com"],
+    pendingExtension: undefined,
+  };
+}
+
 async function listen(server: Server): Promise<number> {
   await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
   return (server.address() as AddressInfo).port;
@@ -150,23 +171,7 @@ export async function startFakeApi(options: {
 }): Promise<FakeApi> {
   const calls: FakeApi["calls"] = [];
   const now = Date.now();
-  const grant: Request.Grant = {
-    id: GRANT,
-    requestId: GRANT.replace("gr_", "req_"),
-    status: "active",
-    requester: "alice@example.com",
-    instanceId: INSTANCE,
-    account: "111122223333",
-    region: "us-east-1",
-    method: "ssh",
-    osUser: "ec2-user",
-    ruleId: "dev-demo",
-    breakGlass: false,
-    startsAt: new Date(now - 60_000).toISOString(),
-    endsAt: new Date(now + 1_800_000).toISOString(),
-    approvers: ["bob@example.com"],
-    pendingExtension: undefined,
-  };
+  const grant = activeGrant(now);
   const fake = { calls, grant, route: options.route ?? "eice", noGrants: false } as FakeApi;
   const pendingRequest = (): Request.Info => ({
     id: grant.requestId,

@@ -12,10 +12,9 @@ import type { Io } from "../../cli/context.ts";
 import { main } from "../../cli/main.ts";
 import { readSession, resolveCredentials } from "../../cli/session.ts";
 import type { Request } from "../../core/request/index.ts";
+import { activeGrant, GRANT, INSTANCE } from "../helpers/ssh-fakes.ts";
 
 const API = "http://api.test:8787";
-const GRANT = "gr_01jxexample000000000000000";
-const INSTANCE = "i-0a1b2c3d4e5f60718";
 const DNS = "eice-0demo00000000001.ec2-instance-connect-endpoint.us-east-1.amazonaws.com";
 const NOW = new Date();
 const LATER = new Date(NOW.getTime() + 60_000).toISOString();
@@ -30,23 +29,7 @@ afterAll(() => {
   for (const dir of temps) rmSync(dir, { recursive: true, force: true });
 });
 
-const grant: Request.Grant = {
-  id: GRANT,
-  requestId: GRANT.replace("gr_", "req_"),
-  status: "active",
-  requester: "alice@example.com",
-  instanceId: INSTANCE,
-  account: "111122223333",
-  region: "us-east-1",
-  method: "ssh",
-  osUser: "ec2-user",
-  ruleId: "dev-demo",
-  breakGlass: false,
-  startsAt: new Date(NOW.getTime() - 60_000).toISOString(),
-  endsAt: new Date(NOW.getTime() + 1_800_000).toISOString(),
-  approvers: ["bob@example.com"],
-  pendingExtension: undefined,
-};
+const grant = activeGrant(NOW.getTime());
 
 const pending: Request.Info = {
   id: grant.requestId,

@@ -14,6 +14,7 @@ import {
 } from "../../core/slack/blocks.ts";
 import { noticesOf } from "../../core/slack/notices.ts";
 import { DEMO_CONFIG_TEXT } from "../helpers/config.ts";
+import { pending } from "../helpers/requests.ts";
 import { buttonsOf, textOf } from "../helpers/slack.ts";
 
 const config = parseConfig(DEMO_CONFIG_TEXT);
@@ -21,33 +22,9 @@ const names = namer(config);
 const rule = (id: string) => config.rules.find((candidate) => candidate.id === id);
 const T0 = "2026-11-21T10:00:00.000Z";
 
-function item(overrides: Partial<Info> = {}): Info {
-  return {
-    id: "req_01m7y9ms5fjay2j5d0d4qd3wev",
-    grantId: "gr_01m7y9ms5fjay2j5d0d4qd3wev",
-    status: "pending",
-    version: 1,
-    requester: "alice@example.com",
-    instanceId: "i-0a1b2c3d4e5f60718",
-    account: "111122223333",
-    region: "us-east-1",
-    target: "demo",
-    method: "ssh",
-    osUser: "ec2-user",
-    durationSeconds: 1800,
-    reason: "disk <!channel> full & <https://evil.example|click>",
-    ticket: "INC-42",
-    ruleId: "dev-demo",
-    breakGlass: false,
-    approvalsRequired: 1,
-    approvalsFrom: ["group:sre-leads"],
-    approvals: [],
-    createdAt: T0,
-    pendingUntil: "2026-11-21T10:30:00.000Z",
-    extendedSeconds: 0,
-    ...overrides,
-  };
-}
+/** Alice's pending request, with a reason that tries Slack mrkdwn injection and a ticket. */
+const item = (overrides: Partial<Info> = {}): Info =>
+  pending({ reason: "disk <!channel> full & <https://evil.example|click>", ticket: "INC-42", ...overrides });
 
 const approved = (by: string[], overrides: Partial<Info> = {}) =>
   item({
