@@ -55,27 +55,30 @@ export function addResults(total: IngestResult, part: IngestResult): IngestResul
   return total;
 }
 
-/** A range of push creation times read whole by `prime`, and what it held, by fingerprint. */
-interface PushRange {
-  from: number;
-  to: number;
-  byFingerprint: Map<string, Push[]>;
-}
-
-/** A range read costs about as much as this many single fingerprint reads (one query per push status). */
-const RANGE_READ_COST = 3;
-/** Ranges of pushes this long at most are read whole; a batch spread wider reads fingerprint by fingerprint. */
+/** Pushes are read by creation time in aligned slots of this length; a push window spans at most three. */
+export const PUSH_SLOT_MS = 15 * 60_000;
+/** A slot read costs about as much as this many single fingerprint reads (one query per push status). */
+const SLOT_READ_COST = 3;
+/** A batch spread over more time than this reads fingerprint by fingerprint instead of by slot. */
 const MAX_PRIMED_SPAN_MS = 6 * 3_600_000;
-const MAX_RANGES = 64;
+/** Pushes kept in read slots at most; the least recently used slots go first. */
+const MAX_SLOT_PUSHES = 50_000;
+
+const slotOf = (time: number) => Math.floor(time / PUSH_SLOT_MS);
 
 /**
  * Memoized lookups: a bulk import asks about the same grants and keys again and again. `prime` reads what
  * a batch of events will ask about in a few bulk reads (the pushes created around their times, then the
  * requests those pushes and tunnel sessions name), so that correlation does not make one round trip per event.
+ * Pushes are kept by time slot, so consecutive batches whose windows overlap read each slot once.
  */
 export class LookupCache {
   private entries = new Map<string, Promise<unknown>>();
-  private ranges: PushRange[] = [];
+  /** Slot number → the pushes created in it, by fingerprint; Map order is least recently used first. */
+  private slots = new Map<number, Map<string, Push[]>>();
+  private slotPushes = 0;
+
+  constructor(private readonly options: { maxSlotPushes?: number } = {}) {}
 
   private memo<T>(key: string, load: () => Promise<T>): Promise<T> {
     let hit = this.entries.get(key) as Promise<T> | undefined;
@@ -88,8 +91,36 @@ export class LookupCache {
     return hit;
   }
 
-  private rangeHolding(from: number, to: number): PushRange | undefined {
-    return this.ranges.find((range) => range.from <= from && to <= range.to);
+  /** The pushes of a fingerprint created in [from, to] when every slot of it has been read; else undefined. */
+  private pushesIn(fingerprint: string, from: number, to: number): Push[] | undefined {
+    const found: Push[] = [];
+    for (let slot = slotOf(from); slot <= slotOf(to); slot++) {
+      const pushes = this.slots.get(slot);
+      if (!pushes) return undefined;
+      this.slots.delete(slot);
+      this.slots.set(slot, pushes);
+      for (const push of pushes.get(fingerprint) ?? []) {
+        const created = Date.parse(push.createdAt);
+        if (created >= from && created <= to) found.push(push);
+      }
+    }
+    return found.sort(pushOrder);
+  }
+
+  private keepSlot(slot: number, pushes: readonly Push[]): void {
+    const byFingerprint = new Map<string, Push[]>();
+    for (const push of pushes) {
+      const list = byFingerprint.get(push.fingerprint) ?? [];
+      list.push(push);
+      byFingerprint.set(push.fingerprint, list);
+    }
+    this.slots.set(slot, byFingerprint);
+    this.slotPushes += pushes.length;
+    for (const [oldest, kept] of this.slots) {
+      if (this.slotPushes <= (this.options.maxSlotPushes ?? MAX_SLOT_PUSHES) || oldest === slot) break;
+      this.slots.delete(oldest);
+      for (const list of kept.values()) this.slotPushes -= list.length;
+    }
   }
 
   wrap(lookup: Lookup): Lookup {
@@ -107,8 +138,7 @@ export class LookupCache {
       },
       pushesNear: async (fingerprint, at) => {
         const window = nearWindow(at);
-        const range = this.rangeHolding(window.from, window.to);
-        return range ? (range.byFingerprint.get(fingerprint) ?? []) : undefined;
+        return this.pushesIn(fingerprint, window.from, window.to);
       },
     };
   }
@@ -119,33 +149,44 @@ export class LookupCache {
       (event): event is Extract<TrailEvent, { kind: "key-push" }> =>
         event.kind === "key-push" && !!event.fingerprint && Number.isFinite(Date.parse(event.eventTime)),
     );
-    const windows: { from: number; to: number }[] = [];
-    for (const at of pushes.map((event) => Date.parse(event.eventTime)).sort((a, b) => a - b)) {
-      const window = nearWindow(at);
-      const last = windows.at(-1);
-      if (last && window.from <= last.to) last.to = Math.max(last.to, window.to);
-      else windows.push(window);
+    const wanted = new Set<number>();
+    for (const event of pushes) {
+      const window = nearWindow(Date.parse(event.eventTime));
+      for (let slot = slotOf(window.from); slot <= slotOf(window.to); slot++)
+        if (!this.slots.has(slot)) wanted.add(slot);
     }
-    const unread = windows.filter((window) => !this.rangeHolding(window.from, window.to));
+    // Runs of consecutive unread slots: one read each.
+    const runs: { first: number; last: number }[] = [];
+    for (const slot of [...wanted].sort((a, b) => a - b)) {
+      const run = runs.at(-1);
+      if (run && run.last === slot - 1) run.last = slot;
+      else runs.push({ first: slot, last: slot });
+    }
     const fingerprints = new Set(pushes.map((event) => event.fingerprint));
-    const span = unread.reduce((sum, window) => sum + window.to - window.from, 0);
-    if (unread.length * RANGE_READ_COST < fingerprints.size && span <= MAX_PRIMED_SPAN_MS) {
+    if (
+      runs.length * SLOT_READ_COST < fingerprints.size &&
+      wanted.size * PUSH_SLOT_MS <= MAX_PRIMED_SPAN_MS
+    ) {
       const read = await Promise.all(
-        unread.map(async (window) => {
-          const found = await store.pushesCreatedBetween(
-            new Date(window.from).toISOString(),
-            new Date(window.to).toISOString(),
-          );
-          const byFingerprint = new Map<string, Push[]>();
-          for (const push of found.sort(pushOrder)) {
-            const list = byFingerprint.get(push.fingerprint) ?? [];
-            list.push(push);
-            byFingerprint.set(push.fingerprint, list);
-          }
-          return { ...window, byFingerprint };
-        }),
+        runs.map(async ({ first, last }) => ({
+          first,
+          last,
+          found: await store.pushesCreatedBetween(
+            new Date(first * PUSH_SLOT_MS).toISOString(),
+            new Date((last + 1) * PUSH_SLOT_MS - 1).toISOString(),
+          ),
+        })),
       );
-      this.ranges = [...read, ...this.ranges].slice(0, MAX_RANGES);
+      for (const { first, last, found } of read) {
+        const bySlot = new Map<number, Push[]>();
+        for (const push of found) {
+          const slot = slotOf(Date.parse(push.createdAt));
+          const list = bySlot.get(slot) ?? [];
+          list.push(push);
+          bySlot.set(slot, list);
+        }
+        for (let slot = first; slot <= last; slot++) this.keepSlot(slot, bySlot.get(slot) ?? []);
+      }
     }
     const ids = new Set<string>();
     for (const event of events) {
@@ -154,9 +195,7 @@ export class LookupCache {
     }
     for (const event of pushes) {
       const window = nearWindow(Date.parse(event.eventTime));
-      for (const push of this.rangeHolding(window.from, window.to)?.byFingerprint.get(
-        event.fingerprint ?? "",
-      ) ?? [])
+      for (const push of this.pushesIn(event.fingerprint ?? "", window.from, window.to) ?? [])
         ids.add(push.requestId);
     }
     const missing = [...ids].filter((id) => !this.entries.has(`r|${id}`));

@@ -10,20 +10,26 @@ import { ACCOUNT, eventFor, world } from "../helpers/trail-world.ts";
 
 const config = parseConfig(DEMO_CONFIG_TEXT);
 
-/** The store with a count of every call, by method name. */
-function counted(store: MemoryTrailStore): { store: Trail.TrailStore; calls: Map<string, number> } {
+/** The store with a count of every call, by method name, and the arguments of each. */
+function counted(store: MemoryTrailStore): {
+  store: Trail.TrailStore;
+  calls: Map<string, number>;
+  args: Map<string, unknown[][]>;
+} {
   const calls = new Map<string, number>();
+  const args = new Map<string, unknown[][]>();
   const proxy = new Proxy(store, {
     get(target, name, receiver) {
       const value = Reflect.get(target, name, receiver);
       if (typeof value !== "function") return value;
-      return (...args: unknown[]) => {
+      return (...callArgs: unknown[]) => {
         calls.set(String(name), (calls.get(String(name)) ?? 0) + 1);
-        return value.apply(target, args);
+        args.set(String(name), [...(args.get(String(name)) ?? []), callArgs]);
+        return value.apply(target, callArgs);
       };
     },
   });
-  return { store: proxy, calls };
+  return { store: proxy, calls, args };
 }
 
 const at = (time: string, ms: number) => new Date(Date.parse(time) + ms).toISOString();
@@ -151,5 +157,48 @@ describe("bulk correlation reads", () => {
     const verdict = await Trail.correlate({ config, lookup: cache.wrap(bulk.store) }, event);
     expect(verdict).toMatchObject({ classification: "brokered", matchedBy: "push" });
     expect(bulk.calls.get("pushesByFingerprint")).toBe(1);
+  });
+
+  it("reads each stretch of pushes once across batches whose windows overlap, and again once evicted", async () => {
+    const bench = world(200);
+    const random = rng(5);
+    const records = Array.from({ length: 200 }, (_, n) => eventFor(bench, n, random));
+    const events = records.map((record) => Trail.normalize(JSON.parse(record)));
+    const memory = new MemoryTrailStore();
+    for (const request of bench.requests) memory.putRequest(request);
+    for (const push of bench.pushes) memory.putPush(push);
+    const one = new Trail.LookupCache().wrap(memory);
+    const expected = [];
+    for (const event of events) expected.push(await Trail.correlate({ config, lookup: one }, event));
+
+    // Events 8 s apart in batches of 50 (under 7 minutes each): each batch's push windows reach into the
+    // previous batch's time, which must not be read again.
+    const verdicts = async (cache: Trail.LookupCache, bulk: ReturnType<typeof counted>) => {
+      const actual = [];
+      for (let start = 0; start < events.length; start += 50) {
+        const batch = events.slice(start, start + 50);
+        await cache.prime(bulk.store, batch);
+        for (const event of batch)
+          actual.push(await Trail.correlate({ config, lookup: cache.wrap(bulk.store) }, event));
+      }
+      return actual;
+    };
+    const bulk = counted(memory);
+    expect(await verdicts(new Trail.LookupCache(), bulk)).toEqual(expected);
+    const ranges = (bulk.args.get("pushesCreatedBetween") ?? []) as [string, string][];
+    expect(ranges.length).toBeGreaterThanOrEqual(2);
+    for (const [index, [from, to]] of ranges.entries()) {
+      expect(from < to).toBe(true);
+      const previous = ranges[index - 1];
+      if (previous) expect(from > previous[1]).toBe(true);
+    }
+    // Fingerprints of keys the broker pushed are all answered from the slots; only foreign keys are read.
+    const foreign = events.filter((_, n) => n % 10 === 8 || n % 10 === 9).length;
+    expect(bulk.calls.get("pushesByFingerprint")).toBe(foreign);
+
+    // With room for a single slot's pushes, a batch whose windows span several slots re-reads what it needs.
+    const tight = counted(memory);
+    expect(await verdicts(new Trail.LookupCache({ maxSlotPushes: 1 }), tight)).toEqual(expected);
+    expect(tight.calls.get("pushesCreatedBetween") ?? 0).toBeGreaterThan(ranges.length);
   });
 });
