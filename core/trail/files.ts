@@ -120,23 +120,6 @@ async function readInto(
   };
 }
 
-/** Reads one log file's bytes and hands its EC2 Instance Connect records to `sink` in batches. */
-export async function importStream(
-  source: AsyncIterable<Uint8Array>,
-  sink: Sink,
-  options: { batch?: number; onBatch?: (stats: ScanStats) => void } = {},
-): Promise<StreamReport> {
-  const pipeline = new Pipeline(sink);
-  let read: ReadFile;
-  try {
-    read = await readInto(source, pipeline, options);
-  } finally {
-    await pipeline.drain();
-  }
-  if (pipeline.failure) throw pipeline.failure;
-  return read.report;
-}
-
 const LOG_FILE = /\.json(\.gz)?$|\.gz$/i;
 
 /** The log files named by `paths`: files as given, directories searched recursively for *.json[.gz]. */
@@ -155,36 +138,54 @@ export async function listLogFiles(paths: readonly string[]): Promise<{ path: st
   return files;
 }
 
+/** A log file to import: its name in reports, its size when known up front, and how to read it. */
+export interface LogSource {
+  name: string;
+  bytes?: number;
+  open(): Promise<AsyncIterable<Uint8Array>>;
+}
+
+export interface SourceReport extends StreamReport {
+  name: string;
+  /** The size given up front, else the bytes read. */
+  bytes: number;
+  seconds: number;
+}
+
 export interface FileReport extends StreamReport {
   path: string;
   bytes: number;
   seconds: number;
 }
 
-export interface ImportSummary {
-  files: FileReport[];
+export interface ImportSummary<Report = FileReport> {
+  files: Report[];
   result: IngestResult;
   stats: { bytes: number; inputBytes: number; records: number; candidates: number; invalid: number };
   failedFiles: number;
   seconds: number;
 }
 
+export interface ImportOptions<Report> {
+  onProgress?: (readBytes: number, name: string) => void;
+  onFile?: (report: Report) => void;
+}
+
 /**
- * Imports local log files; a file that cannot be read (missing, truncated gzip, broken JSON) is reported and
- * the others go on. Files are read one after the other, but the next one is read while the batches of the
- * previous ones are still being written (at most IN_FLIGHT batches in flight). `onFile` gets each file's
- * report, in order, once all of its batches are written; `onProgress` gets the input bytes read so far.
+ * Imports log files from anywhere (local files, S3 objects) through one pipeline: files are read one after
+ * the other, but the next one is read while the batches of the previous ones are still being written (at
+ * most IN_FLIGHT batches in flight). A file that cannot be read (`unreadable` says which errors mean that:
+ * missing, truncated gzip, broken JSON) is reported and the others go on; any other error stops the import
+ * and is rethrown once the batches in flight settle. `onFile` gets each file's report, in order, once all of
+ * its batches are written; `onProgress` gets the input bytes read so far.
  */
-export async function importFiles(
-  files: readonly { path: string; bytes: number }[],
+export async function importSources(
+  sources: readonly LogSource[],
   sink: Sink,
-  options: {
-    onProgress?: (readBytes: number, file: string) => void;
-    onFile?: (report: FileReport) => void;
-  } = {},
-): Promise<ImportSummary> {
+  options: ImportOptions<SourceReport> & { unreadable: (error: unknown) => boolean },
+): Promise<ImportSummary<SourceReport>> {
   const started = performance.now();
-  const summary: ImportSummary = {
+  const summary: ImportSummary<SourceReport> = {
     files: [],
     result: emptyResult(),
     stats: { bytes: 0, inputBytes: 0, records: 0, candidates: 0, invalid: 0 },
@@ -192,7 +193,7 @@ export async function importFiles(
     seconds: 0,
   };
   const pipeline = new Pipeline(sink);
-  const finish = (report: FileReport, fileStarted: number) => {
+  const finish = (report: SourceReport, fileStarted: number) => {
     report.seconds = (performance.now() - fileStarted) / 1000;
     summary.files.push(report);
     addResults(summary.result, report.result);
@@ -208,26 +209,25 @@ export async function importFiles(
   let reported: Promise<void> = Promise.resolve();
   let before = 0;
   try {
-    for (const file of files) {
+    for (const source of sources) {
       if (pipeline.failure) break;
       const fileStarted = performance.now();
       let read: ReadFile;
       try {
-        const stream = createReadStream(file.path, { highWaterMark: 1 << 20 });
-        read = await readInto(stream, pipeline, {
-          onBatch: (stats) => options.onProgress?.(before + stats.inputBytes, file.path),
+        read = await readInto(await source.open(), pipeline, {
+          onBatch: (stats) => options.onProgress?.(before + stats.inputBytes, source.name),
         });
       } catch (error) {
-        if (!(error instanceof LogFileError || (error as NodeJS.ErrnoException).code?.startsWith("E")))
-          throw error;
+        if (!(error instanceof LogFileError || options.unreadable(error))) throw error;
         read = {
           report: { stats: emptyStats(), result: emptyResult(), error: (error as Error).message },
           written: Promise.resolve(),
         };
       }
-      before += file.bytes;
-      options.onProgress?.(before, file.path);
-      const report: FileReport = { ...read.report, path: file.path, bytes: file.bytes, seconds: 0 };
+      const bytes = source.bytes ?? read.report.stats.inputBytes;
+      before += bytes;
+      options.onProgress?.(before, source.name);
+      const report: SourceReport = { ...read.report, name: source.name, bytes, seconds: 0 };
       reported = reported.then(async () => {
         await read.written;
         if (!pipeline.failure) finish(report, fileStarted);
@@ -240,4 +240,30 @@ export async function importFiles(
   if (pipeline.failure) throw pipeline.failure;
   summary.seconds = (performance.now() - started) / 1000;
   return summary;
+}
+
+/** A local file that is missing or cannot be read: reported, not fatal. */
+const unreadableFile = (error: unknown) => !!(error as NodeJS.ErrnoException).code?.startsWith("E");
+
+/** Imports local log files (`access audit import`), each reported by its path. */
+export async function importFiles(
+  files: readonly { path: string; bytes: number }[],
+  sink: Sink,
+  options: ImportOptions<FileReport> = {},
+): Promise<ImportSummary> {
+  const asFile = ({ name, ...report }: SourceReport): FileReport => ({ ...report, path: name });
+  const summary = await importSources(
+    files.map((file) => ({
+      name: file.path,
+      bytes: file.bytes,
+      open: async () => createReadStream(file.path, { highWaterMark: 1 << 20 }),
+    })),
+    sink,
+    {
+      unreadable: unreadableFile,
+      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+      ...(options.onFile ? { onFile: (report) => options.onFile?.(asFile(report)) } : {}),
+    },
+  );
+  return { ...summary, files: summary.files.map(asFile) };
 }

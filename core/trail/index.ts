@@ -31,11 +31,14 @@ export {
 } from "./correlate.ts";
 export {
   type FileReport,
+  type ImportOptions,
   type ImportSummary,
   importFiles,
-  importStream,
+  importSources,
+  type LogSource,
   listLogFiles,
   type Sink,
+  type SourceReport,
   type StreamReport,
 } from "./files.ts";
 export * as Trail from "./index.ts";

@@ -1,7 +1,7 @@
 import * as z from "zod";
 import { InputError, NotFoundError } from "../error.ts";
 import { log } from "../util/log.ts";
-import { importStream, type StreamReport } from "./files.ts";
+import { importSources, type StreamReport } from "./files.ts";
 import { type Deps, emptyResult, type IngestResult, ingest, LookupCache } from "./ingest.ts";
 
 /** `detail-type` of every CloudTrail-delivered API event on EventBridge (protocols.md §3.5). */
@@ -136,8 +136,11 @@ export interface ObjectReport extends Omit<StreamReport, "stats"> {
 }
 
 /**
- * Imports S3 log files one after the other; a file that cannot be read (missing, truncated, broken JSON) is
- * reported, the others go on.
+ * Imports S3 log files through the same pipeline as local files: the next object is read while the
+ * batches of the previous ones are written. An object that is gone (deleted, a stale notification) or cannot
+ * be read to its end (truncated, broken JSON) is reported and the others go on: no retry would change that.
+ * Anything else (throttling, AccessDenied while a policy is being fixed, the store failing) throws, so that
+ * the event is retried; the ingest dedupes what was already written.
  */
 export async function importObjects(
   deps: Deps,
@@ -145,24 +148,14 @@ export async function importObjects(
   open: (object: S3Object) => Promise<AsyncIterable<Uint8Array>>,
 ): Promise<ObjectReport[]> {
   const cache = new LookupCache();
-  const reports: ObjectReport[] = [];
-  for (const object of objects) {
-    let source: AsyncIterable<Uint8Array>;
-    try {
-      source = await open(object);
-    } catch (error) {
-      // Gone before it could be read (deleted, a stale notification): no retry brings it back. Anything else
-      // (throttling, AccessDenied while a policy is being fixed) throws, so that the event is retried.
-      if (!(error instanceof NotFoundError)) throw error;
-      log.error("trail import: log file not found", { ...object, error: error.message });
-      reports.push({ ...object, records: 0, result: emptyResult(), error: error.message });
-      continue;
-    }
-    const report = await importStream(source, (records) =>
-      ingest(deps, records, { source: "import", cache }),
-    );
+  const summary = await importSources(
+    objects.map((object) => ({ name: `s3://${object.bucket}/${object.key}`, open: () => open(object) })),
+    (records) => ingest(deps, records, { source: "import", cache }),
+    { unreadable: (error) => error instanceof NotFoundError },
+  );
+  return summary.files.map((report, index) => {
+    const object = objects[index] as S3Object;
     if (report.error) log.error("trail import: log file not fully read", { ...object, error: report.error });
-    reports.push({ ...object, records: report.stats.records, result: report.result, error: report.error });
-  }
-  return reports;
+    return { ...object, records: report.stats.records, result: report.result, error: report.error };
+  });
 }

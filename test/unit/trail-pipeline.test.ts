@@ -2,7 +2,11 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { NotFoundError } from "../../core/error.ts";
+import { parseConfig } from "../../core/policy/yaml.ts";
 import { Trail } from "../../core/trail/index.ts";
+import { MemoryTrailStore } from "../../core/trail/memory.ts";
+import { DEMO_CONFIG_TEXT } from "../helpers/config.ts";
 import { rng } from "../helpers/trail-corpus.ts";
 import { eventFor, world } from "../helpers/trail-world.ts";
 
@@ -71,5 +75,67 @@ describe("importing files through a bounded pipeline", () => {
     await expect(Trail.importFiles(files, sink)).rejects.toThrow("the store is gone");
     expect(calls).toBeLessThan(12);
     expect(settled).toBe(calls);
+  });
+
+  it("imports S3 objects through the same pipeline: the next object is read while the last one is written", async () => {
+    const bench = world(4);
+    const random = rng(11);
+    const objectText = (count: number) =>
+      Buffer.from(
+        `{"Records":[${Array.from({ length: count }, (_, n) => eventFor(bench, n, random)).join(",")}]}`,
+      );
+    const store = new MemoryTrailStore();
+    const events: string[] = [];
+    const record = store.record.bind(store);
+    store.record = async (entries) => {
+      events.push("write started");
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      events.push("write done");
+      return record(entries);
+    };
+    const deps = { config: parseConfig(DEMO_CONFIG_TEXT), trail: store };
+    const bodies = new Map([
+      ["a.json", objectText(3)],
+      ["b.json", objectText(2)],
+    ]);
+    const reports = await Trail.importObjects(
+      deps,
+      [
+        { bucket: "trail", key: "a.json" },
+        { bucket: "trail", key: "gone.json" },
+        { bucket: "trail", key: "b.json" },
+      ],
+      async (object) => {
+        events.push(`open ${object.key}`);
+        const body = bodies.get(object.key);
+        if (!body) throw new NotFoundError("s3.not_found", `${object.key} does not exist`);
+        return (async function* () {
+          yield body;
+        })();
+      },
+    );
+    expect(reports).toEqual([
+      expect.objectContaining({
+        key: "a.json",
+        records: 3,
+        result: expect.objectContaining({ recorded: 3 }),
+      }),
+      expect.objectContaining({ key: "gone.json", records: 0, error: "gone.json does not exist" }),
+      expect.objectContaining({
+        key: "b.json",
+        records: 2,
+        result: expect.objectContaining({ recorded: 2 }),
+      }),
+    ]);
+    // b.json was opened while a.json's batch was still being written.
+    expect(events.indexOf("open b.json")).toBeLessThan(events.indexOf("write done"));
+    expect(store.observations.size).toBe(5);
+
+    // Anything but a missing object (throttling, access denied) fails the import, so that the event is retried.
+    await expect(
+      Trail.importObjects(deps, [{ bucket: "trail", key: "a.json" }], async () => {
+        throw new Error("SlowDown");
+      }),
+    ).rejects.toThrow("SlowDown");
   });
 });
