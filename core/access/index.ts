@@ -208,6 +208,7 @@ export async function pushKey(
       subject: item.id,
       data: {
         grantId: item.grantId,
+        requester: item.requester,
         pushId: push.id,
         fingerprint: key.fingerprint,
         keyType: key.type,
@@ -311,6 +312,7 @@ export async function authorizeTunnel(
       subject: item.id,
       data: {
         grantId: item.grantId,
+        requester: item.requester,
         instanceId: item.instanceId,
         endpointId: route.endpointId,
         privateIp: route.ip,

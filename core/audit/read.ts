@@ -2,6 +2,7 @@ import * as z from "zod";
 import { ForbiddenError, InputError, NotFoundError } from "../error.ts";
 import { type Actor, Identity } from "../identity/index.ts";
 import type { Config } from "../policy/index.ts";
+import { InstanceId } from "../policy/schema.ts";
 import { Request } from "../request/index.ts";
 import { InputTime } from "../request/schema.ts";
 import { parse } from "../util/fn.ts";
@@ -23,6 +24,21 @@ export const EventsQuery = z.strictObject({
     .optional(),
   from: InputTime.optional(),
   to: InputTime.optional(),
+  user: z
+    .email("must be an email address")
+    .max(320)
+    .transform((email) => email.toLowerCase())
+    .optional()
+    .describe(
+      "A person's records: made by them (actor), about their requests and grants (data.requester), made as " +
+        "them (data.sourceIdentity), or naming one of their directory AWS principals (data.principal or " +
+        "data.principalArn). Exact match, lowercased; an email the directory does not know (someone who left) " +
+        "matches by the first three. Not with requestId.",
+    ),
+  instance: InstanceId.optional().describe(
+    "Records about this instance (data.instanceId): its requests' and grants' lifecycle, key pushes, tunnels, " +
+      "and trail events that touched it (a tunnel: the instance of its grant). Not with requestId.",
+  ),
   order: z.enum(["asc", "desc"]).default("desc"),
   limit: z.coerce.number().int().min(1).max(200).default(50),
   cursor: z.string().max(2_048).optional(),
@@ -33,7 +49,8 @@ function isAuditor(actor: Actor, config: Config): boolean {
 }
 
 /**
- * Audit records: auditors read everything; anyone else only the history of a request they can see.
+ * Audit records: auditors read everything, filtered by time, person and instance; anyone else only the
+ * history of a request they can see.
  */
 export async function events(deps: Deps, actor: Actor, rawQuery: unknown): Promise<Page<Info>> {
   const query = parse(EventsQuery, rawQuery);
@@ -45,10 +62,31 @@ export async function events(deps: Deps, actor: Actor, rawQuery: unknown): Promi
       );
     await Request.get(deps, actor, query.requestId);
   }
-  if (query.requestId && (query.from || query.to))
-    throw new InputError("audit.invalid_filter", "Filter by requestId or by time, not both");
+  // A request's history is whole and short: it is read by its own index, never narrowed further.
+  if (query.requestId && (query.from || query.to || query.user || query.instance))
+    throw new InputError(
+      "audit.invalid_filter",
+      "Filter by requestId, or by time, user and instance; not both",
+    );
+  const { user } = query;
+  // Unknown to the directory is no error: a person who left still has a history.
   return deps.audit.list(
-    { subject: query.requestId, from: query.from, to: query.to, order: query.order },
+    {
+      subject: query.requestId,
+      from: query.from,
+      to: query.to,
+      order: query.order,
+      // A person's own AWS identities (IAM grant mode, unbrokered calls) are theirs too.
+      user:
+        user === undefined
+          ? undefined
+          : {
+              email: user,
+              principals:
+                deps.config.directory.users.find((entry) => entry.email === user)?.awsPrincipals ?? [],
+            },
+      instance: query.instance,
+    },
     { limit: query.limit, cursor: query.cursor },
   );
 }

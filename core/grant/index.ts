@@ -130,8 +130,16 @@ export function grantPolicy(config: Config, item: Info): string {
   });
 }
 
-function event(type: Audit.EventType, subject: string, at: Date, data: Record<string, unknown>): Audit.Input {
-  return { type, at: at.toISOString(), actor: "system", subject, data };
+/** `about`: the request, when known, whose requester and instance every record names (as lifecycle records do). */
+function event(
+  type: Audit.EventType,
+  subject: string,
+  at: Date,
+  about: Pick<Info, "requester" | "instanceId"> | undefined,
+  data: Record<string, unknown>,
+): Audit.Input {
+  const names = about ? { requester: about.requester, instanceId: about.instanceId } : {};
+  return { type, at: at.toISOString(), actor: "system", subject, data: { ...names, ...data } };
 }
 
 async function putPolicy(deps: Deps, item: Info, reconciled: boolean): Promise<void> {
@@ -139,7 +147,7 @@ async function putPolicy(deps: Deps, item: Info, reconciled: boolean): Promise<v
   const name = policyName(item.grantId);
   await deps.iam.put(item.awsPrincipal, name, grantPolicy(deps.config, item));
   await deps.requests.append([
-    event("grant.iam_policy_attached", item.id, now(deps), {
+    event("grant.iam_policy_attached", item.id, now(deps), item, {
       grantId: item.grantId,
       principalArn: item.awsPrincipal,
       policyName: name,
@@ -154,6 +162,7 @@ async function removePolicy(
   principalArn: string,
   grantId: string,
   subject: string,
+  about: Info | undefined,
   reason: string,
 ): Promise<boolean> {
   const name = policyName(grantId);
@@ -161,7 +170,7 @@ async function removePolicy(
   // Audited only when a policy was actually deleted, so a retry or a race with the reconciler adds nothing.
   if (removed)
     await deps.requests.append([
-      event("grant.iam_policy_removed", subject, now(deps), {
+      event("grant.iam_policy_removed", subject, now(deps), about, {
         grantId,
         principalArn,
         policyName: name,
@@ -180,7 +189,7 @@ export async function apply(deps: Deps, item: Info, effects: readonly Effect[]):
       else if (effect.kind === "schedule.remove") await deps.scheduler.remove(item.grantId);
       else if (effect.kind === "iam.put") await putPolicy(deps, item, false);
       else if (item.awsPrincipal)
-        await removePolicy(deps, item.awsPrincipal, item.grantId, item.id, effect.reason);
+        await removePolicy(deps, item.awsPrincipal, item.grantId, item.id, item, effect.reason);
     } catch (error) {
       log.error("grant side effect failed", { grantId: item.grantId, effect: effect.kind, error });
       failures.push(error);
@@ -266,7 +275,8 @@ export async function reconcile(deps: Deps): Promise<ReconcileResult> {
         ? `grant is ${item.status === "active" ? "past its end" : item.status}`
         : "no such grant";
       try {
-        if (await removePolicy(deps, principal, grantId, subject, `reconciler: ${reason}`)) result.removed++;
+        if (await removePolicy(deps, principal, grantId, subject, item, `reconciler: ${reason}`))
+          result.removed++;
       } catch (error) {
         log.warn("reconcile: cannot remove a stray policy", { principal, policyName: name, error });
         result.failed++;

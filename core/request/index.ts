@@ -198,6 +198,7 @@ export async function create(
       actor: actor.email,
       subject: id,
       data: {
+        requester: base.requester,
         instanceId: base.instanceId,
         account: base.account,
         region: base.region,
@@ -225,7 +226,13 @@ export async function create(
   ];
   let item = base;
   if (input.breakGlass) {
-    events.push({ type: "breakglass.used", at: base.createdAt, actor: actor.email, subject: id, data: {} });
+    events.push({
+      type: "breakglass.used",
+      at: base.createdAt,
+      actor: actor.email,
+      subject: id,
+      data: { requester: base.requester, instanceId: base.instanceId },
+    });
     const activated = Lifecycle.activate(base, at, actor.email);
     item = { ...activated.next, version: 1 };
     events.push(...activated.events);

@@ -34,7 +34,15 @@ function event(
   at: Date,
   data: Record<string, unknown> = {},
 ) {
-  return { type, at: at.toISOString(), actor, subject: state.id, data };
+  // Whose request and which instance, on every record: `GET /audit/events?user=&instance=` finds a grant's
+  // whole history (approvals, expiry, revocation by others) by them.
+  return {
+    type,
+    at: at.toISOString(),
+    actor,
+    subject: state.id,
+    data: { requester: state.requester, instanceId: state.instanceId, ...data },
+  };
 }
 
 function bump(state: Info, changes: Partial<Info>): Info {

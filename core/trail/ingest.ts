@@ -226,6 +226,8 @@ export function auditData(observation: Observation): Record<string, unknown> {
         }
       : event.kind === "tunnel"
         ? {
+            // A tunnel names only an endpoint and IP: the instance is its grant's, when it matched one.
+            instanceId: verdict.instanceId,
             endpointId: event.endpointId,
             privateIp: event.privateIp,
             remotePort: event.remotePort,
@@ -239,6 +241,7 @@ export function auditData(observation: Observation): Record<string, unknown> {
     account: event.account,
     region: event.region,
     principal: event.kind === "unparsed" ? undefined : (event.identity.arn ?? event.identity.type),
+    principalArn: event.kind === "unparsed" ? undefined : event.identity.principalArn,
     sourceIdentity: event.kind === "unparsed" ? undefined : event.identity.sourceIdentity,
     errorCode: event.kind === "unparsed" ? undefined : event.errorCode,
     ...details,
@@ -246,6 +249,8 @@ export function auditData(observation: Observation): Record<string, unknown> {
     requestId: verdict.requestId,
     grantId: verdict.grantId,
     pushId: verdict.pushId,
+    // Whose grant it matched: `GET /audit/events?user=` finds the broker's own calls for them by it.
+    requester: verdict.requester,
     matchedBy: verdict.matchedBy,
     reasons: verdict.reasons,
     source: observation.source,
@@ -418,6 +423,8 @@ export async function recorrelate(
         requestId: verdict.requestId,
         grantId: verdict.grantId,
         pushId: verdict.pushId,
+        requester: verdict.requester,
+        instanceId: "instanceId" in observation.event ? observation.event.instanceId : verdict.instanceId,
         matchedBy: verdict.matchedBy,
         reasons: verdict.reasons,
       },

@@ -228,7 +228,11 @@ export const routes: Route[] = [
   {
     method: "GET",
     path: "/audit/events",
-    summary: "Audit records (auditors: all; others: one visible request's history)",
+    summary:
+      "Audit records (auditors: all, filtered by time, user and instance; others: one visible request's " +
+      "history). user and instance match the actor and data fields named below exactly; records written " +
+      "before every request record named its requester and instance are found by the fields they carry. " +
+      "Filtered, a call reads at most 2,000 records: a page may be short, even empty, with a nextCursor",
     auth: true,
     query: AuditRead.EventsQuery,
     response: list(Audit.Info),

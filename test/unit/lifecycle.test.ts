@@ -116,3 +116,31 @@ describe("sweep", () => {
     expect(Lifecycle.dueAt({ ...active, status: "expired" })).toBeUndefined();
   });
 });
+
+describe("audit records", () => {
+  it("name the request's requester and instance on every transition, whoever acts", () => {
+    const request = pending();
+    const approved = Lifecycle.approve(request, ctx(bob, T0));
+    const asked = Lifecycle.extend(approved.next, ctx(alice), 1800, "slow");
+    const extended = Lifecycle.approve(asked.next, ctx(dave));
+    const revoked = Lifecycle.revoke(extended.next, ctx(bob, at(120)));
+    const events = [
+      ...approved.events,
+      ...asked.events,
+      ...extended.events,
+      ...revoked.events,
+      ...(Lifecycle.sweep(pending(), at(1800))?.events ?? []),
+      ...Lifecycle.deny(pending(), ctx(dave)).events,
+      ...Lifecycle.cancel(pending(), ctx(alice)).events,
+      ...(Lifecycle.sweep(approved.next, at(1800))?.events ?? []),
+    ];
+    expect(new Set(events.map((event) => event.actor))).toEqual(
+      new Set([bob.email, alice.email, dave.email, "system"]),
+    );
+    for (const event of events)
+      expect(event.data, event.type).toMatchObject({
+        requester: request.requester,
+        instanceId: request.instanceId,
+      });
+  });
+});

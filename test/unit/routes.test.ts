@@ -48,5 +48,20 @@ describe("the route table is the single source", () => {
     expect(parameters.instance).toMatchObject({ type: "string", pattern: expect.any(String) });
     expect(parameters.user.description).toContain("correlated to that person's grants");
     expect(trail.summary).toMatch(/user \(an email.*\).*instance/);
+    const audit = (document.paths["/audit/events"] as Record<string, any>).get;
+    const auditParameters = Object.fromEntries(
+      audit.parameters.map((parameter: { name: string; schema: unknown }) => [
+        parameter.name,
+        parameter.schema,
+      ]),
+    );
+    expect(Object.keys(auditParameters).sort()).toEqual(
+      ["cursor", "from", "instance", "limit", "order", "requestId", "to", "user"].sort(),
+    );
+    expect(auditParameters.user).toMatchObject({ type: "string", format: "email" });
+    expect(auditParameters.user.description).toContain("data.requester");
+    expect(auditParameters.instance).toMatchObject({ type: "string", pattern: expect.any(String) });
+    expect(auditParameters.instance.description).toContain("data.instanceId");
+    expect(audit.summary).toMatch(/filtered by time, user and instance/);
   });
 });

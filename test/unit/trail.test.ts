@@ -3,6 +3,7 @@ import { gzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
 import type { Push } from "../../core/access/schema.ts";
 import { Audit } from "../../core/audit/index.ts";
+import { matches as matchesAudit } from "../../core/audit/store.ts";
 import type { Config } from "../../core/policy/index.ts";
 import { parseConfig } from "../../core/policy/yaml.ts";
 import type { Info } from "../../core/request/schema.ts";
@@ -358,6 +359,43 @@ describe("ingest", () => {
     expect(JSON.parse(observation?.raw ?? "")).toEqual(fixture("push-brokered.json"));
   });
 
+  it("names whose grant, which instance and which AWS principal in the audit record (GET /audit/events?user=&instance=)", async () => {
+    const { store, deps } = world();
+    await Trail.ingest(
+      deps,
+      [
+        fixture("push-brokered.json"),
+        fixture("tunnel-brokered.json"),
+        fixture("push-iam-outside-window.json"),
+      ],
+      { source: "lookup" },
+    );
+    const byEvent = new Map(store.audit.map((record) => [record.data.eventId, record.data]));
+    // The broker's push: only the grant names alice.
+    expect(byEvent.get("5b1c7a7e-0f1a-4a6e-9a43-1d2e3f4a5b01")).toMatchObject({
+      requester: "alice@example.com",
+      instanceId: SSH_GRANT.instanceId,
+    });
+    // A tunnel names only endpoint and IP: the instance is its grant's.
+    expect(byEvent.get("5b1c7a7e-0f1a-4a6e-9a43-1d2e3f4a5b06")).toMatchObject({
+      requester: "alice@example.com",
+      sourceIdentity: "alice@example.com",
+      instanceId: TUNNEL_GRANT.instanceId,
+      principalArn: "arn:aws:iam::111122223333:role/access-broker-tunnel-signer",
+    });
+    // Her own role: the assumed-role session as principal, the role (her directory awsPrincipal) as principalArn.
+    expect(byEvent.get("5b1c7a7e-0f1a-4a6e-9a43-1d2e3f4a5b03")).toMatchObject({
+      principal: "arn:aws:sts::111122223333:assumed-role/alice/alice",
+      principalArn: "arn:aws:iam::111122223333:role/alice",
+      instanceId: IAM_GRANT.instanceId,
+    });
+    const alice = { email: "alice@example.com", principals: ["arn:aws:iam::111122223333:role/alice"] };
+    expect(store.audit.every((record) => matchesAudit(record, { user: alice }))).toBe(true);
+    expect(
+      store.audit.filter((record) => matchesAudit(record, { instance: IAM_GRANT.instanceId })),
+    ).toHaveLength(1);
+  });
+
   it("re-correlates an event that arrived before its push record, once the record exists", async () => {
     const { store, deps } = world({ push: false });
     await Trail.ingest(deps, [fixture("push-brokered.json")], { source: "eventbridge" });
@@ -375,7 +413,12 @@ describe("ingest", () => {
       version: 2,
     });
     expect(store.audit.map((record) => record.type)).toEqual(["trail.observed", "trail.reclassified"]);
-    expect(store.audit[1]?.data).toMatchObject({ from: "unbrokered", to: "brokered" });
+    expect(store.audit[1]?.data).toMatchObject({
+      from: "unbrokered",
+      to: "brokered",
+      requester: "alice@example.com",
+      instanceId: PUSH.instanceId,
+    });
     expect(await Trail.recorrelate(deps)).toEqual({ checked: 0, reclassified: 0 });
   });
 

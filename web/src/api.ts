@@ -125,6 +125,9 @@ export const api = {
     requestId?: string;
     from?: string;
     to?: string;
+    /** An email: records made by that person or about their requests, grants and AWS identities. */
+    user?: string;
+    instance?: string;
     order?: "asc" | "desc";
     limit?: number;
     cursor?: string;
