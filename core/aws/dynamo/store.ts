@@ -10,7 +10,7 @@ import {
 import { unmarshall } from "@aws-sdk/util-dynamodb";
 import { Push } from "../../access/schema.ts";
 import type { PushStore } from "../../access/store.ts";
-import { Audit } from "../../audit/index.ts";
+import * as Audit from "../../audit/index.ts";
 import { type AuditFilter, type AuditStore, LIST_READ_BUDGET } from "../../audit/store.ts";
 import { AppError, InputError } from "../../error.ts";
 import { dueAt } from "../../request/lifecycle.ts";
@@ -23,7 +23,7 @@ import {
   type RequestStore,
   VersionConflictError,
 } from "../../request/store.ts";
-import { INDEX, KEY_ATTRIBUTES, Keys, pad, SEQ_WIDTH } from "./keys.ts";
+import { INDEX, KEY_ATTRIBUTES, Keys, pad } from "./keys.ts";
 
 type Item = Record<string, unknown>;
 export type TransactItem = NonNullable<
@@ -112,136 +112,6 @@ function decodeCursor(index: string, cursor: string | undefined): Item | undefin
 
 function keyOf(item: Item, attributes: readonly string[]): Item {
   return Object.fromEntries(attributes.map((name) => [name, item[name]]));
-}
-
-/** Where `list` reads audit records: one request's (by sequence), a time range (by `at#seq`), or all (by sequence). */
-interface AuditRange {
-  index: string | undefined;
-  expression: string;
-  values: Item;
-  /** The key attributes of an entry: a cursor has exactly these. */
-  attributes: readonly string[];
-  /** Whether a key (all of `attributes`, strings) is an audit record's entry inside the range. */
-  holds: (key: Record<string, string>) => boolean;
-  timeInKey: boolean;
-}
-
-const SEQ_SK = new RegExp(`^SEQ#\\d{${SEQ_WIDTH}}$`);
-
-function auditRange(filter: AuditFilter): AuditRange {
-  const record = (key: Record<string, string>) => key.pk === "AUDIT" && SEQ_SK.test(key.sk ?? "");
-  const seqOf = (key: Record<string, string>) => (key.sk ?? "").slice("SEQ#".length);
-  if (filter.subject) {
-    const pk = `SUBJ#${filter.subject}`;
-    return {
-      index: INDEX.byOwner,
-      expression: "gsi1pk = :pk",
-      values: { ":pk": pk },
-      attributes: ["pk", "sk", "gsi1pk", "gsi1sk"],
-      holds: (key) => record(key) && key.gsi1pk === pk && key.gsi1sk === seqOf(key),
-      timeInKey: false,
-    };
-  }
-  if (filter.from || filter.to) {
-    const from = filter.from ?? "0";
-    const to = `${filter.to ?? "9"}#~`;
-    return {
-      index: INDEX.byTime,
-      expression: "gsi4pk = :pk AND gsi4sk BETWEEN :from AND :to",
-      values: { ":pk": "AUDIT", ":from": from, ":to": to },
-      attributes: ["pk", "sk", "gsi4pk", "gsi4sk"],
-      holds: (key) =>
-        record(key) &&
-        key.gsi4pk === "AUDIT" &&
-        (key.gsi4sk ?? "").endsWith(`#${seqOf(key)}`) &&
-        (key.gsi4sk ?? "") >= from &&
-        (key.gsi4sk ?? "") <= to,
-      timeInKey: true,
-    };
-  }
-  return {
-    index: undefined,
-    expression: "pk = :pk AND begins_with(sk, :seq)",
-    values: { ":pk": "AUDIT", ":seq": "SEQ#" },
-    attributes: ["pk", "sk"],
-    holds: record,
-    timeInKey: false,
-  };
-}
-
-function encodeKey(key: Item): string {
-  return Buffer.from(JSON.stringify(key)).toString("base64url");
-}
-
-/**
- * A cursor must be an audit record's key in the range being read: anything else would make DynamoDB fail
- * the query (a 500), or read another item kind, so it is refused as bad input here.
- */
-function decodeAuditCursor(range: AuditRange, cursor: string | undefined): Item | undefined {
-  if (cursor === undefined) return undefined;
-  try {
-    const key = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as unknown;
-    if (typeof key === "object" && key !== null && !Array.isArray(key)) {
-      const entries = Object.entries(key);
-      if (
-        entries.length === range.attributes.length &&
-        entries.every(([name, value]) => range.attributes.includes(name) && typeof value === "string") &&
-        range.holds(key as Record<string, string>)
-      )
-        return key as Item;
-    }
-  } catch {
-    // fall through
-  }
-  throw new InputError("input.invalid_cursor", "The cursor is not one this list returned");
-}
-
-/** The filter's user and instance (and, off the time index, its time range) as a FilterExpression: `matches`. */
-function auditCondition(
-  filter: AuditFilter,
-  timeInKey: boolean,
-): { expression: string; names: Record<string, string>; values: Item } | undefined {
-  const names: Record<string, string> = {};
-  const values: Item = {};
-  const path = (...segments: string[]) =>
-    segments
-      .map((segment) => {
-        names[`#${segment}`] = segment;
-        return `#${segment}`;
-      })
-      .join(".");
-  const parts: string[] = [];
-  if (!timeInKey && filter.from) {
-    values[":atFrom"] = filter.from;
-    parts.push(`${path("at")} >= :atFrom`);
-  }
-  if (!timeInKey && filter.to) {
-    values[":atTo"] = filter.to;
-    parts.push(`${path("at")} <= :atTo`);
-  }
-  if (filter.user) {
-    values[":email"] = filter.user.email;
-    const any = [
-      `${path("actor")} = :email`,
-      `${path("data", "requester")} = :email`,
-      `${path("data", "sourceIdentity")} = :email`,
-    ];
-    if (filter.user.principals.length > 0) {
-      const list = filter.user.principals
-        .map((arn, index) => {
-          values[`:principal${index}`] = arn;
-          return `:principal${index}`;
-        })
-        .join(", ");
-      any.push(`${path("data", "principal")} IN (${list})`, `${path("data", "principalArn")} IN (${list})`);
-    }
-    parts.push(`(${any.join(" OR ")})`);
-  }
-  if (filter.instance) {
-    values[":instance"] = filter.instance;
-    parts.push(`${path("data", "instanceId")} = :instance`);
-  }
-  return parts.length > 0 ? { expression: parts.join(" AND "), names, values } : undefined;
 }
 
 /** Serialises commits within one process so its own writers do not fight over the audit head. */
@@ -564,51 +434,15 @@ export class DynamoStore implements RequestStore, AuditStore, PushStore {
   }
 
   /**
-   * Audit records by the key range `filter` picks (`auditRange`), with its user and instance (and a subject's
-   * time range) as a FilterExpression. Filtered, a call reads at most the read budget of index entries, then
-   * ends the page with what matched and a cursor where reading stopped, as DynamoTrailStore.list does.
+   * Audit records by the key range `filter` picks, with its user and instance as a FilterExpression and a
+   * read budget per call (core/aws/dynamo/audit-list.ts, loaded on first use: only the API lists the log).
    */
   async list(filter: AuditFilter, page: { limit: number; cursor?: string }): Promise<Page<Audit.Info>> {
-    const range = auditRange(filter);
-    let startKey = decodeAuditCursor(range, page.cursor);
-    const condition = auditCondition(filter, range.timeInKey);
-    const budget = this.options.listReadBudget ?? LIST_READ_BUDGET;
-    const items: Audit.Info[] = [];
-    let read = 0;
-    for (;;) {
-      const {
-        Items = [],
-        LastEvaluatedKey,
-        ScannedCount = 0,
-      } = await this.client.send(
-        new QueryCommand({
-          TableName: this.table,
-          IndexName: range.index,
-          KeyConditionExpression: range.expression,
-          ...(condition
-            ? { FilterExpression: condition.expression, ExpressionAttributeNames: condition.names }
-            : {}),
-          ExpressionAttributeValues: { ...range.values, ...condition?.values },
-          ScanIndexForward: filter.order === "asc",
-          ExclusiveStartKey: startKey,
-          // Filtered, most entries read are dropped: read in large steps up to the budget. Unfiltered, one
-          // more than the page, so whether more follow is known without another call.
-          Limit: condition ? Math.min(200, budget - read) : page.limit - items.length + 1,
-        }),
-      );
-      read += ScannedCount;
-      for (const [position, raw] of Items.entries()) {
-        items.push(strip<Audit.Info>(raw));
-        if (items.length === page.limit) {
-          const more = position < Items.length - 1 || LastEvaluatedKey !== undefined;
-          return more ? { items, nextCursor: encodeKey(keyOf(raw, range.attributes)) } : { items };
-        }
-      }
-      if (!LastEvaluatedKey) return { items };
-      startKey = LastEvaluatedKey;
-      // The one reason for a short (even empty) page with a cursor: the read budget is spent.
-      if (condition && read >= budget) return { items, nextCursor: encodeKey(LastEvaluatedKey) };
-    }
+    const { listAudit } = await import("./audit-list.ts");
+    return listAudit(this.client, this.table, filter, {
+      ...page,
+      budget: this.options.listReadBudget ?? LIST_READ_BUDGET,
+    });
   }
 
   async *walk(): AsyncIterable<Audit.Info> {

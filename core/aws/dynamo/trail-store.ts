@@ -9,12 +9,12 @@ import {
 } from "@aws-sdk/lib-dynamodb";
 import { Push } from "../../access/schema.ts";
 import type { Audit } from "../../audit/index.ts";
-import { InputError } from "../../error.ts";
 import { Info } from "../../request/schema.ts";
 import { pushOrder } from "../../trail/correlate.ts";
 import { Observation } from "../../trail/schema.ts";
 import type { Checkpoint, ObservationFilter, RecordResult, TrailStore } from "../../trail/store.ts";
 import type { Page } from "../../util/page.ts";
+import { Condition, decodeCursor, type KeyRange, listFiltered } from "./filtered-list.ts";
 import { INDEX, KEY_ATTRIBUTES, Keys } from "./keys.ts";
 import type { DynamoStore, TransactItem } from "./store.ts";
 
@@ -78,98 +78,59 @@ function sleep(ms: number) {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-function encodeCursor(key: Item): string {
-  return Buffer.from(JSON.stringify(key)).toString("base64url");
-}
-
-const CURSOR_KEYS = ["gsi4pk", "gsi4sk", "pk", "sk"];
-
-/**
- * A cursor must be a trail item's key in the time index, inside the queried range: anything else would make
- * DynamoDB fail the query (a 500), so it is refused as bad input here.
- */
-function decodeCursor(cursor: string | undefined, from: string, to: string): Item | undefined {
-  if (cursor === undefined) return undefined;
-  try {
-    const key = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as unknown;
-    if (typeof key === "object" && key !== null && !Array.isArray(key)) {
-      const entries = Object.entries(key);
-      const { pk, sk, gsi4pk, gsi4sk } = key as Record<string, unknown>;
-      if (
-        entries.length === CURSOR_KEYS.length &&
-        entries.every(([name, value]) => CURSOR_KEYS.includes(name) && typeof value === "string") &&
-        gsi4pk === "TRAIL" &&
-        sk === "TRAIL" &&
-        typeof pk === "string" &&
-        pk.startsWith("TRAIL#") &&
-        typeof gsi4sk === "string" &&
-        gsi4sk.endsWith(`#${pk.slice("TRAIL#".length)}`) &&
-        gsi4sk >= from &&
-        gsi4sk <= to
-      )
-        return key as Item;
-    }
-  } catch {
-    // fall through
-  }
-  throw new InputError("input.invalid_cursor", "The cursor is not one this list returned");
-}
-
-interface Condition {
-  expression: string;
-  names: Record<string, string>;
-  values: Item;
+/** The trail's time index between two event times: `list` reads it, and a cursor must be a key inside it. */
+function timeRange(from: string, to: string): KeyRange {
+  return {
+    index: INDEX.byTime,
+    expression: "gsi4pk = :pk AND gsi4sk BETWEEN :from AND :to",
+    values: { ":pk": "TRAIL", ":from": from, ":to": to },
+    attributes: ["gsi4pk", "gsi4sk", "pk", "sk"],
+    holds: ({ pk = "", sk, gsi4pk, gsi4sk = "" }) =>
+      gsi4pk === "TRAIL" &&
+      sk === "TRAIL" &&
+      pk.startsWith("TRAIL#") &&
+      gsi4sk.endsWith(`#${pk.slice("TRAIL#".length)}`) &&
+      gsi4sk >= from &&
+      gsi4sk <= to,
+  };
 }
 
 /** The filter as a FilterExpression on the observation's own attributes (`matches` in core/trail/store.ts). */
-function filterCondition(filter: ObservationFilter): Condition | undefined {
-  const names: Record<string, string> = {};
-  const values: Item = {};
-  const path = (...segments: string[]) =>
-    segments
-      .map((segment) => {
-        names[`#${segment}`] = segment;
-        return `#${segment}`;
-      })
-      .join(".");
-  const parts: string[] = [];
-  if (filter.classification) {
-    values[":classification"] = filter.classification;
-    parts.push(`${path("verdict", "classification")} = :classification`);
-  }
+function filterCondition(filter: ObservationFilter): Condition {
+  const condition = new Condition();
+  if (filter.classification)
+    condition.parts.push(
+      `${condition.path("verdict", "classification")} = ${condition.value("classification", filter.classification)}`,
+    );
   if (filter.user) {
     const any: string[] = [];
     if (filter.user.email !== undefined) {
-      values[":email"] = filter.user.email;
+      const email = condition.value("email", filter.user.email);
       for (const field of [
-        path("verdict", "requester"),
-        path("event", "identity", "sourceIdentity"),
-        path("event", "identity", "sessionName"),
-        path("event", "identity", "userName"),
+        condition.path("verdict", "requester"),
+        condition.path("event", "identity", "sourceIdentity"),
+        condition.path("event", "identity", "sessionName"),
+        condition.path("event", "identity", "userName"),
       ])
-        any.push(`${field} = :email`);
+        any.push(`${field} = ${email}`);
     }
-    if (filter.user.principals.length > 0) {
-      const list = filter.user.principals
-        .map((arn, index) => {
-          values[`:principal${index}`] = arn;
-          return `:principal${index}`;
-        })
-        .join(", ");
+    if (filter.user.principals.length > 0)
       any.push(
-        `${path("event", "identity", "arn")} IN (${list})`,
-        `${path("event", "identity", "principalArn")} IN (${list})`,
+        ...condition.anyIn(
+          [condition.path("event", "identity", "arn"), condition.path("event", "identity", "principalArn")],
+          "principal",
+          filter.user.principals,
+        ),
       );
-    }
-    parts.push(`(${any.join(" OR ")})`);
+    condition.parts.push(`(${any.join(" OR ")})`);
   }
   if (filter.instance) {
-    values[":instance"] = filter.instance;
-    parts.push(
-      `(${path("event", "instanceId")} = :instance OR ${path("verdict", "instanceId")} = :instance)`,
+    const instance = condition.value("instance", filter.instance);
+    condition.parts.push(
+      `(${condition.path("event", "instanceId")} = ${instance} OR ${condition.path("verdict", "instanceId")} = ${instance})`,
     );
   }
-  return parts.length > 0 ? { expression: parts.join(" AND "), names, values } : undefined;
+  return condition;
 }
 
 /**
@@ -433,52 +394,21 @@ export class DynamoTrailStore implements TrailStore {
     filter: ObservationFilter,
     page: { limit: number; cursor?: string },
   ): Promise<Page<Observation>> {
-    const from = filter.from ?? "0";
-    const to = `${filter.to ?? "9"}#~`;
-    let startKey = decodeCursor(page.cursor, from, to);
-    // A person with no email and no principal matches nothing; DynamoDB would reject the empty OR.
-    if (filter.user && filter.user.email === undefined && filter.user.principals.length === 0)
+    const range = timeRange(filter.from ?? "0", `${filter.to ?? "9"}#~`);
+    // A person with no email and no principal matches nothing; DynamoDB would reject the empty OR. A bad
+    // cursor is still a bad cursor.
+    if (filter.user && filter.user.email === undefined && filter.user.principals.length === 0) {
+      decodeCursor(range, page.cursor);
       return { items: [] };
-    const condition = filterCondition(filter);
-    const budget = this.options.listReadBudget ?? LIST_READ_BUDGET;
-    const items: Observation[] = [];
-    let read = 0;
-    for (;;) {
-      const {
-        Items = [],
-        LastEvaluatedKey,
-        ScannedCount = 0,
-      } = await this.client.send(
-        new QueryCommand({
-          TableName: this.table,
-          IndexName: INDEX.byTime,
-          KeyConditionExpression: "gsi4pk = :pk AND gsi4sk BETWEEN :from AND :to",
-          ...(condition
-            ? { FilterExpression: condition.expression, ExpressionAttributeNames: condition.names }
-            : {}),
-          ExpressionAttributeValues: { ":pk": "TRAIL", ":from": from, ":to": to, ...condition?.values },
-          ExclusiveStartKey: startKey,
-          // Filtered, most entries read are dropped: read in large steps up to the budget. Unfiltered, a few
-          // more than the page, so whether more follow is known without another call.
-          Limit: condition
-            ? Math.min(200, budget - read)
-            : Math.min(200, Math.max(25, (page.limit - items.length) * 2)),
-        }),
-      );
-      read += ScannedCount;
-      for (const [position, raw] of Items.entries()) {
-        items.push(toObservation(raw));
-        if (items.length === page.limit) {
-          const more = position < Items.length - 1 || LastEvaluatedKey !== undefined;
-          const key = { pk: raw.pk, sk: raw.sk, gsi4pk: raw.gsi4pk, gsi4sk: raw.gsi4sk };
-          return more ? { items, nextCursor: encodeCursor(key) } : { items };
-        }
-      }
-      if (!LastEvaluatedKey) return { items };
-      startKey = LastEvaluatedKey;
-      // The one reason for a short (even empty) page with a cursor: the read budget is spent.
-      if (condition && read >= budget) return { items, nextCursor: encodeCursor(LastEvaluatedKey) };
     }
+    return listFiltered(
+      this.client,
+      this.table,
+      range,
+      filterCondition(filter),
+      { ...page, ascending: true, budget: this.options.listReadBudget ?? LIST_READ_BUDGET },
+      toObservation,
+    );
   }
 
   async ofRequest(requestId: string): Promise<Observation[]> {
