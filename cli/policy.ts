@@ -1,10 +1,10 @@
 /** `access policy check|explain`: offline, straight from the policy file, no API or login needed. */
 import { DEFAULT_CONFIG_PATH } from "../core/config.ts";
 import type { Actor } from "../core/identity/index.ts";
-import { Identity } from "../core/identity/index.ts";
+import * as Identity from "../core/identity/index.ts";
 import { type Config, ConfigError, type Method, Policy } from "../core/policy/index.ts";
 import { loadConfig } from "../core/policy/yaml.ts";
-import { Target } from "../core/target/index.ts";
+import * as Target from "../core/target/index.ts";
 import { duration } from "./commands.ts";
 import { type Ctx, EXIT } from "./context.ts";
 import * as Format from "./format.ts";

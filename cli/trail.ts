@@ -1,6 +1,6 @@
 /** `access audit import` and `access report`. Loaded only when one of them runs. */
 import { writeFileSync } from "node:fs";
-import { Trail } from "../core/trail/index.ts";
+import * as Trail from "../core/trail/index.ts";
 import { instant } from "./commands.ts";
 import { CliError, type Ctx, EXIT } from "./context.ts";
 import { resolveCredentials } from "./session.ts";

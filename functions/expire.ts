@@ -1,4 +1,4 @@
-import { Request } from "../core/request/index.ts";
+import * as Request from "../core/request/index.ts";
 import { depsFromEnv } from "./deps.ts";
 
 /**

@@ -1,5 +1,5 @@
-import { Grant } from "../core/grant/index.ts";
-import { Trail } from "../core/trail/index.ts";
+import * as Grant from "../core/grant/index.ts";
+import * as Trail from "../core/trail/index.ts";
 import { log } from "../core/util/log.ts";
 import { depsFromEnv, slackWorkerFromEnv } from "./deps.ts";
 import { withAnchors } from "./s3-deps.ts";

@@ -1,5 +1,5 @@
 import type { Context } from "aws-lambda";
-import { Trail } from "../core/trail/index.ts";
+import * as Trail from "../core/trail/index.ts";
 import { trailDepsFromEnv } from "./trail-deps.ts";
 
 /**

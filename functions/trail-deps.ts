@@ -1,5 +1,5 @@
 import { awsClientsFor } from "../core/aws/clients.ts";
-import { Trail } from "../core/trail/index.ts";
+import * as Trail from "../core/trail/index.ts";
 import { slackAlertSink } from "../core/trail/slack-sink.ts";
 import { type BrokerDeps, depsFromEnv, slackWorkerFromEnv } from "./deps.ts";
 

@@ -1,5 +1,5 @@
 import middy from "@middy/core";
-import { Trail } from "../core/trail/index.ts";
+import * as Trail from "../core/trail/index.ts";
 import { trailDepsFromEnv } from "./trail-deps.ts";
 
 /**

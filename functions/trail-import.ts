@@ -1,4 +1,4 @@
-import { Trail } from "../core/trail/index.ts";
+import * as Trail from "../core/trail/index.ts";
 import { s3FromEnv } from "./s3-deps.ts";
 import { trailDepsFromEnv } from "./trail-deps.ts";
 

@@ -1,5 +1,5 @@
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { Access } from "../core/access/index.ts";
+import * as Access from "../core/access/index.ts";
 import { AwsClients, documentClient } from "../core/aws/clients.ts";
 import type { Credentials } from "../core/aws/credentials.ts";
 import { DynamoSlackStore } from "../core/aws/dynamo/slack-store.ts";
@@ -7,10 +7,10 @@ import { DynamoStore } from "../core/aws/dynamo/store.ts";
 import { ensureTable } from "../core/aws/dynamo/table.ts";
 import { DynamoTrailStore } from "../core/aws/dynamo/trail-store.ts";
 import { awsAdapters } from "../core/aws/index.ts";
-import { Grant } from "../core/grant/index.ts";
+import * as Grant from "../core/grant/index.ts";
 import type { Config } from "../core/policy/index.ts";
-import { Slack } from "../core/slack/index.ts";
-import { Target } from "../core/target/index.ts";
+import * as Slack from "../core/slack/index.ts";
+import * as Target from "../core/target/index.ts";
 import type { BrokerDeps } from "../functions/deps.ts";
 import { LOCAL_AWS } from "./dynamo.ts";
 

@@ -8,7 +8,7 @@ import type {
 } from "aws-lambda";
 import * as z from "zod";
 import { AppError, AuthError, InputError, NotFoundError } from "../core/error.ts";
-import { Identity } from "../core/identity/index.ts";
+import * as Identity from "../core/identity/index.ts";
 import type { Config } from "../core/policy/index.ts";
 import { createApi } from "../functions/api/app.ts";
 import type { Deps } from "../functions/api/routes.ts";

@@ -1,10 +1,10 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { Grant } from "../core/grant/index.ts";
+import * as Grant from "../core/grant/index.ts";
 import { ConfigError } from "../core/policy/index.ts";
 import { loadConfig } from "../core/policy/yaml.ts";
-import { Slack } from "../core/slack/index.ts";
+import * as Slack from "../core/slack/index.ts";
 import { log } from "../core/util/log.ts";
 import { createSlackHandler } from "../functions/slack/app.ts";
 import { buildWeb } from "../web/build.ts";

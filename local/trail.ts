@@ -5,7 +5,7 @@ import { AwsClients } from "../core/aws/clients.ts";
 import { CloudTrailLookup } from "../core/aws/cloudtrail.ts";
 import type { Credentials } from "../core/aws/credentials.ts";
 import type { SlackApi } from "../core/slack/ports.ts";
-import { Trail } from "../core/trail/index.ts";
+import * as Trail from "../core/trail/index.ts";
 import { slackAlertSink } from "../core/trail/slack-sink.ts";
 import { log } from "../core/util/log.ts";
 import type { BrokerDeps } from "../functions/deps.ts";

@@ -3,7 +3,7 @@ import { ForbiddenError, InputError, NotFoundError } from "../error.ts";
 import { type Actor, Identity } from "../identity/index.ts";
 import type { Config } from "../policy/index.ts";
 import { InstanceId } from "../policy/schema.ts";
-import { Request } from "../request/index.ts";
+import * as Request from "../request/index.ts";
 import { InputTime } from "../request/schema.ts";
 import { parse } from "../util/fn.ts";
 import type { Page } from "../util/page.ts";

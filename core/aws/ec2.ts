@@ -6,7 +6,7 @@ import {
 } from "@aws-sdk/client-ec2";
 import { NotFoundError } from "../error.ts";
 import type { Config } from "../policy/index.ts";
-import { Target } from "../target/index.ts";
+import * as Target from "../target/index.ts";
 import type { AwsClients } from "./clients.ts";
 import { rethrowAws } from "./errors.ts";
 

@@ -3,7 +3,7 @@ export * as Grant from "./index.ts";
 import * as Documents from "../access/documents.ts";
 import type { Audit } from "../audit/index.ts";
 import type { Config } from "../policy/index.ts";
-import { Request } from "../request/index.ts";
+import * as Request from "../request/index.ts";
 import type { Info } from "../request/schema.ts";
 import type { RequestStore } from "../request/store.ts";
 import { ID_PATTERN, requestIdOf } from "../util/id.ts";

@@ -1,7 +1,7 @@
 export * as Policy from "./index.ts";
 
 import type { Actor } from "../identity/index.ts";
-import { Identity } from "../identity/index.ts";
+import * as Identity from "../identity/index.ts";
 import { formatDuration } from "../util/duration.ts";
 import { type Config, type Deny, type Method, RDP_PORT, type Rule, type Target } from "./schema.ts";
 

@@ -7,7 +7,7 @@ import type { Audit } from "../audit/index.ts";
 import { AppError, ConflictError, ForbiddenError, InputError, NotFoundError } from "../error.ts";
 import { type Actor, Identity } from "../identity/index.ts";
 import { type Config, Policy } from "../policy/index.ts";
-import { Target } from "../target/index.ts";
+import * as Target from "../target/index.ts";
 import { parse as parseInput } from "../util/fn.ts";
 import { createId, grantIdOf, ID_PATTERN, requestIdOf } from "../util/id.ts";
 import { log } from "../util/log.ts";

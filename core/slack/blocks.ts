@@ -1,4 +1,4 @@
-import { Identity } from "../identity/index.ts";
+import * as Identity from "../identity/index.ts";
 import type { Config, Rule } from "../policy/schema.ts";
 import { connectCommand } from "../request/connect.ts";
 import type { Info } from "../request/schema.ts";

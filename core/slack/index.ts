@@ -1,6 +1,6 @@
 export * as Slack from "./index.ts";
 
-import { Request } from "../request/index.ts";
+import * as Request from "../request/index.ts";
 import type { IngressDeps } from "./ingress.ts";
 import { deferredHooks, hooks } from "./notices.ts";
 import type { SlackApi, SlackJobs, SlackStore } from "./ports.ts";

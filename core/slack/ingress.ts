@@ -1,6 +1,6 @@
 import { AppError } from "../error.ts";
-import { Policy } from "../policy/index.ts";
-import { Request } from "../request/index.ts";
+import * as Policy from "../policy/index.ts";
+import * as Request from "../request/index.ts";
 import { log } from "../util/log.ts";
 import { MAX_TEXT, osUserHints, parseCommand, parseModal, usage } from "./command.ts";
 import { actorFor, fieldErrorsOf, idempotencyKey, notRegistered, toCreateInput } from "./intake.ts";

@@ -1,5 +1,5 @@
-import { Identity } from "../identity/index.ts";
-import { Policy } from "../policy/index.ts";
+import * as Identity from "../identity/index.ts";
+import * as Policy from "../policy/index.ts";
 import type { Info } from "../request/schema.ts";
 import { log } from "../util/log.ts";
 import {

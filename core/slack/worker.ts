@@ -1,7 +1,7 @@
 import { AppError, InputError } from "../error.ts";
 import type { Actor } from "../identity/index.ts";
-import { Policy } from "../policy/index.ts";
-import { Request } from "../request/index.ts";
+import * as Policy from "../policy/index.ts";
+import * as Request from "../request/index.ts";
 import { ID_PATTERN } from "../util/id.ts";
 import { log } from "../util/log.ts";
 import { ACTIONS, ephemeral, namer, requestModal } from "./blocks.ts";

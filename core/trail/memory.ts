@@ -1,5 +1,5 @@
 import type { Push } from "../access/schema.ts";
-import { Audit } from "../audit/index.ts";
+import * as Audit from "../audit/index.ts";
 import { InputError } from "../error.ts";
 import type { Info } from "../request/schema.ts";
 import type { Page } from "../util/page.ts";

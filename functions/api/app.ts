@@ -2,7 +2,7 @@ import middy from "@middy/core";
 import httpRouterHandler, { type Route as MiddyRoute } from "@middy/http-router";
 import type { APIGatewayProxyEventV2WithJWTAuthorizer, APIGatewayProxyResultV2 } from "aws-lambda";
 import { AuthError, NotFoundError } from "../../core/error.ts";
-import { Identity } from "../../core/identity/index.ts";
+import * as Identity from "../../core/identity/index.ts";
 import { type JsonEvent, jsonBody } from "../middleware/body.ts";
 import { errorResponses } from "../middleware/errors.ts";
 import { json, RawResponse } from "../middleware/response.ts";

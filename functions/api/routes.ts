@@ -1,11 +1,11 @@
 import * as z from "zod";
-import { Access } from "../../core/access/index.ts";
-import { Audit } from "../../core/audit/index.ts";
+import * as Access from "../../core/access/index.ts";
+import * as Audit from "../../core/audit/index.ts";
 import * as AuditRead from "../../core/audit/read.ts";
 import { type Actor, Identity } from "../../core/identity/index.ts";
 import * as PolicyView from "../../core/policy/view.ts";
 import * as ReportSchema from "../../core/report/schema.ts";
-import { Request } from "../../core/request/index.ts";
+import * as Request from "../../core/request/index.ts";
 import type * as TrailRead from "../../core/trail/read.ts";
 import * as TrailSchema from "../../core/trail/schema.ts";
 import { RawResponse } from "../middleware/response.ts";

@@ -10,7 +10,7 @@ import { documentClient } from "../../core/aws/clients.ts";
 import { DynamoStore } from "../../core/aws/dynamo/store.ts";
 import { ensureTable } from "../../core/aws/dynamo/table.ts";
 import { loadConfig } from "../../core/policy/yaml.ts";
-import { Target } from "../../core/target/index.ts";
+import * as Target from "../../core/target/index.ts";
 import { createApi } from "../../functions/api/app.ts";
 import { LOCAL_AWS, startDynamoLocal } from "../../local/dynamo.ts";
 import { ROOT } from "../helpers/runtime.ts";

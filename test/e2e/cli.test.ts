@@ -10,7 +10,7 @@ import { DynamoStore } from "../../core/aws/dynamo/store.ts";
 import { ensureTable } from "../../core/aws/dynamo/table.ts";
 import { parseConfig } from "../../core/policy/yaml.ts";
 import type { Request } from "../../core/request/index.ts";
-import { Target } from "../../core/target/index.ts";
+import * as Target from "../../core/target/index.ts";
 import { type DynamoLocal, LOCAL_AWS, startDynamoLocal } from "../../local/dynamo.ts";
 import { createDevIssuer } from "../../local/issuer.ts";
 import { createDevServer, listen } from "../../local/server.ts";

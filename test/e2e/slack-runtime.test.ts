@@ -1,7 +1,7 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Slack } from "../../core/slack/index.ts";
+import * as Slack from "../../core/slack/index.ts";
 import { ROOT, type RunningRuntime, startRuntime } from "../helpers/runtime.ts";
 
 const run = promisify(execFile);

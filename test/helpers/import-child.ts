@@ -15,7 +15,7 @@ import { DynamoStore } from "../../core/aws/dynamo/store.ts";
 import { DynamoTrailStore } from "../../core/aws/dynamo/trail-store.ts";
 import { parseConfig } from "../../core/policy/yaml.ts";
 import type { Info } from "../../core/request/schema.ts";
-import { Trail } from "../../core/trail/index.ts";
+import * as Trail from "../../core/trail/index.ts";
 import { MemoryTrailStore } from "../../core/trail/memory.ts";
 import { LOCAL_AWS } from "../../local/dynamo.ts";
 import { DEMO_CONFIG_TEXT } from "./config.ts";

@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import type { Push } from "../../core/access/schema.ts";
 import type { DynamoStore } from "../../core/aws/dynamo/store.ts";
 import type { Info } from "../../core/request/schema.ts";
-import { Trail } from "../../core/trail/index.ts";
+import * as Trail from "../../core/trail/index.ts";
 import { eicRecord, hex, uuid } from "./trail-corpus.ts";
 
 export const ACCOUNT = "111122223333";

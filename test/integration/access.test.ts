@@ -1,8 +1,8 @@
 import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import WebSocket from "ws";
-import { Access } from "../../core/access/index.ts";
-import { Request } from "../../core/request/index.ts";
+import * as Access from "../../core/access/index.ts";
+import * as Request from "../../core/request/index.ts";
 import {
   createTestBroker,
   DEMO_CONFIG_TEXT,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { Audit } from "../../core/audit/index.ts";
+import * as Audit from "../../core/audit/index.ts";
 import { createTestBroker, DEMO_CONFIG_TEXT, requestBody, type TestBroker } from "../helpers/broker.ts";
 
 const APPROVERS = Array.from({ length: 50 }, (_, index) => `approver${index}@example.com`);

@@ -1,6 +1,6 @@
 import { beforeEach, describe, expect, it } from "vitest";
 import type { Grant } from "../../core/grant/index.ts";
-import { Request } from "../../core/request/index.ts";
+import * as Request from "../../core/request/index.ts";
 import { createTestBroker, requestBody, type TestBroker } from "../helpers/broker.ts";
 import { DEMO_CONFIG_TEXT } from "../helpers/config.ts";
 

@@ -13,7 +13,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Audit } from "../../core/audit/index.ts";
-import { Grant } from "../../core/grant/index.ts";
+import * as Grant from "../../core/grant/index.ts";
 import type { Request } from "../../core/request/index.ts";
 import { dueAt } from "../../core/request/lifecycle.ts";
 import { createTestBroker, DEMO_CONFIG_TEXT, type Response, type TestBroker } from "../helpers/broker.ts";

@@ -2,8 +2,8 @@ import { EC2InstanceConnectClient, SendSSHPublicKeyCommand } from "@aws-sdk/clie
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { presignOpenTunnel } from "../../core/aws/tunnel-signer.ts";
-import { Grant } from "../../core/grant/index.ts";
-import { Request } from "../../core/request/index.ts";
+import * as Grant from "../../core/grant/index.ts";
+import * as Request from "../../core/request/index.ts";
 import { createTestBroker, DEMO_CONFIG_TEXT, requestBody, type TestBroker } from "../helpers/broker.ts";
 import { ALICE_KEYS, startTestEmulator, type TestEmulator } from "../helpers/emulator.ts";
 import { makeKey, type TestKey } from "../helpers/keys.ts";

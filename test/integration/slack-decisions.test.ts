@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { Audit } from "../../core/audit/index.ts";
-import { Slack } from "../../core/slack/index.ts";
+import * as Audit from "../../core/audit/index.ts";
+import * as Slack from "../../core/slack/index.ts";
 import { snapshot } from "../helpers/broker.ts";
 import {
   buttonsOf,

@@ -3,7 +3,7 @@ import type { Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { Slack } from "../../core/slack/index.ts";
+import * as Slack from "../../core/slack/index.ts";
 import { createSlackHandler } from "../../functions/slack/app.ts";
 import { createDevIssuer } from "../../local/issuer.ts";
 import { createDevServer, listen } from "../../local/server.ts";

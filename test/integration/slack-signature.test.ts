@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
-import { Slack } from "../../core/slack/index.ts";
+import * as Slack from "../../core/slack/index.ts";
 import { snapshot } from "../helpers/broker.ts";
 import { createSlackHarness, DEMO_INSTANCE, SECRET, type SlackHarness } from "../helpers/slack.ts";
 

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { Trail } from "../../core/trail/index.ts";
+import * as Trail from "../../core/trail/index.ts";
 import type { TrailStore } from "../../core/trail/store.ts";
 import { createTestBroker } from "../helpers/broker.ts";
 

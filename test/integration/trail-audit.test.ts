@@ -5,8 +5,8 @@ import { DeleteItemCommand, GetItemCommand, PutItemCommand } from "@aws-sdk/clie
 import { marshall, unmarshall } from "@aws-sdk/util-dynamodb";
 import { afterAll, beforeEach, describe, expect, it } from "vitest";
 import { anchorHead } from "../../core/audit/anchor.ts";
-import { Audit } from "../../core/audit/index.ts";
-import { Trail } from "../../core/trail/index.ts";
+import * as Audit from "../../core/audit/index.ts";
+import * as Trail from "../../core/trail/index.ts";
 import { FileAnchorStore } from "../../local/anchor-file.ts";
 import { createTestBroker, type TestBroker } from "../helpers/broker.ts";
 

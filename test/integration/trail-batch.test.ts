@@ -11,7 +11,7 @@ import type { Audit } from "../../core/audit/index.ts";
 import { documentClient } from "../../core/aws/clients.ts";
 import { DynamoStore } from "../../core/aws/dynamo/store.ts";
 import { DynamoTrailStore } from "../../core/aws/dynamo/trail-store.ts";
-import { Trail } from "../../core/trail/index.ts";
+import * as Trail from "../../core/trail/index.ts";
 import { LOCAL_AWS } from "../../local/dynamo.ts";
 import { createTestBroker, type TestBroker } from "../helpers/broker.ts";
 import { writeCorpus } from "../helpers/trail-corpus.ts";

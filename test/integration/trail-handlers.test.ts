@@ -7,7 +7,7 @@ import { gzipSync } from "node:zlib";
 import type { Context } from "aws-lambda";
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it, vi } from "vitest";
 import { parseConfig } from "../../core/policy/yaml.ts";
-import { Trail } from "../../core/trail/index.ts";
+import * as Trail from "../../core/trail/index.ts";
 import { createTestBroker, DEMO_CONFIG_TEXT, requestBody, type TestBroker } from "../helpers/broker.ts";
 import { ALICE_KEYS, BROKER_KEYS } from "../helpers/emulator.ts";
 import {

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { Audit } from "../../core/audit/index.ts";
 import { AwsClients } from "../../core/aws/clients.ts";
 import { CloudTrailLookup } from "../../core/aws/cloudtrail.ts";
-import { Trail } from "../../core/trail/index.ts";
+import * as Trail from "../../core/trail/index.ts";
 import { createTestBroker, DEMO_CONFIG_TEXT, requestBody, type TestBroker } from "../helpers/broker.ts";
 import { ALICE_KEYS } from "../helpers/emulator.ts";
 import {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { Audit } from "../../core/audit/index.ts";
+import * as Audit from "../../core/audit/index.ts";
 
 const input = (n: number): Audit.Input => ({
   type: "request.created",

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { Documents } from "../../core/access/index.ts";
-import { Grant } from "../../core/grant/index.ts";
+import * as Grant from "../../core/grant/index.ts";
 import { parseConfig } from "../../core/policy/yaml.ts";
 import type { Info } from "../../core/request/schema.ts";
 import { DEMO_CONFIG_TEXT } from "../helpers/config.ts";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { Grant } from "../../core/grant/index.ts";
+import * as Grant from "../../core/grant/index.ts";
 import { parseConfig } from "../../core/policy/yaml.ts";
 import * as Lifecycle from "../../core/request/lifecycle.ts";
 import { DEMO_CONFIG_TEXT } from "../helpers/config.ts";

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { parseConfig } from "../../core/policy/yaml.ts";
-import { Target } from "../../core/target/index.ts";
+import * as Target from "../../core/target/index.ts";
 import { DEMO_CONFIG_TEXT } from "../helpers/config.ts";
 
 const endpoint = (overrides: Partial<Target.Endpoint> = {}): Target.Endpoint => ({

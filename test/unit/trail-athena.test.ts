@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { fromAthenaRow, literal, periodSql, tableDdl } from "../../core/trail/athena.ts";
-import { Trail } from "../../core/trail/index.ts";
+import * as Trail from "../../core/trail/index.ts";
 
 const fixture = (name: string) =>
   JSON.parse(readFileSync(new URL(`../fixtures/cloudtrail/${name}`, import.meta.url), "utf8"));

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { Push } from "../../core/access/schema.ts";
 import { parseConfig } from "../../core/policy/yaml.ts";
 import type { Info } from "../../core/request/schema.ts";
-import { Trail } from "../../core/trail/index.ts";
+import * as Trail from "../../core/trail/index.ts";
 import { MemoryTrailStore } from "../../core/trail/memory.ts";
 import { DEMO_CONFIG_TEXT } from "../helpers/config.ts";
 import { eicRecord, rng, uuid } from "../helpers/trail-corpus.ts";

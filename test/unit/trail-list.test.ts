@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { Identity } from "../../core/identity/index.ts";
+import * as Identity from "../../core/identity/index.ts";
 import type { Config } from "../../core/policy/index.ts";
 import { parseConfig } from "../../core/policy/yaml.ts";
 import { MemoryTrailStore } from "../../core/trail/memory.ts";

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { NotFoundError } from "../../core/error.ts";
 import { parseConfig } from "../../core/policy/yaml.ts";
-import { Trail } from "../../core/trail/index.ts";
+import * as Trail from "../../core/trail/index.ts";
 import { MemoryTrailStore } from "../../core/trail/memory.ts";
 import { DEMO_CONFIG_TEXT } from "../helpers/config.ts";
 import { rng } from "../helpers/trail-corpus.ts";

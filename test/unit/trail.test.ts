@@ -2,12 +2,12 @@ import { readdirSync, readFileSync } from "node:fs";
 import { gzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
 import type { Push } from "../../core/access/schema.ts";
-import { Audit } from "../../core/audit/index.ts";
+import * as Audit from "../../core/audit/index.ts";
 import { matches as matchesAudit } from "../../core/audit/store.ts";
 import type { Config } from "../../core/policy/index.ts";
 import { parseConfig } from "../../core/policy/yaml.ts";
 import type { Info } from "../../core/request/schema.ts";
-import { Trail } from "../../core/trail/index.ts";
+import * as Trail from "../../core/trail/index.ts";
 import { MemoryTrailStore } from "../../core/trail/memory.ts";
 import { DEMO_CONFIG_TEXT } from "../helpers/config.ts";
 

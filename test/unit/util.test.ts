@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { AppError, ConflictError, ForbiddenError, InputError } from "../../core/error.ts";
-import { Identity } from "../../core/identity/index.ts";
+import * as Identity from "../../core/identity/index.ts";
 import { parseConfig } from "../../core/policy/yaml.ts";
 import { formatDuration, parseDuration } from "../../core/util/duration.ts";
 import { createId, grantIdOf, ID_PATTERN, requestIdOf } from "../../core/util/id.ts";

@@ -2,7 +2,7 @@ import { join } from "node:path";
 import * as esbuild from "esbuild";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { Identity } from "../../core/identity/index.ts";
+import * as Identity from "../../core/identity/index.ts";
 import * as PolicyView from "../../core/policy/view.ts";
 import { parseConfig } from "../../core/policy/yaml.ts";
 import { launchChromium, screenshot } from "../helpers/browser.ts";
