@@ -288,6 +288,8 @@ export async function extend(
 
 export interface AuditOptions {
   request?: string;
+  user?: string;
+  instance?: string;
   from?: string;
   to?: string;
   order?: string;
@@ -298,6 +300,8 @@ export interface AuditOptions {
 export async function auditEvents(ctx: Ctx, options: AuditOptions): Promise<number> {
   const page = await ctx.api().get<Page<Audit.Info>>("/audit/events", {
     requestId: options.request,
+    user: options.user,
+    instance: options.instance,
     from: options.from === undefined ? undefined : instant(options.from, "--from", ctx.now),
     to: options.to === undefined ? undefined : instant(options.to, "--to", ctx.now),
     order: options.order,

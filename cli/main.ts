@@ -267,6 +267,8 @@ export async function main(argv: readonly string[], overrides: Partial<Io> = {})
   const audit = program.command("audit").description("read and verify the audit trail");
   leaf(audit, "events", "list audit records (auditors: all; others: pass --request)")
     .option("--request <id>", "only the history of this request")
+    .option("--user <email>", "only records by or about this person (actor, requester, their AWS principals)")
+    .option("--instance <id>", "only records about this instance, i-…")
     .option("--from <time>", "ISO time, or a duration meaning that long ago (24h)")
     .option("--to <time>", "ISO time, or a duration meaning that long ago")
     .addOption(new Option("--order <order>", "sort by sequence").choices(["asc", "desc"]))

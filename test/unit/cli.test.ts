@@ -361,6 +361,9 @@ describe("other API commands", () => {
       },
     );
     await cli(["audit", "events", "--request", pending.id, "--limit", "10"], { fetch });
+    await cli(["audit", "events", "--user", "alice@example.com", "--instance", "i-0a1b2c3d4e5f60718"], {
+      fetch,
+    });
     expect(Object.fromEntries(calls[0]?.url.searchParams ?? [])).toEqual({
       from: "2025-05-31T12:00:00.000Z",
       to: "2025-06-01T12:00:00.000Z",
@@ -369,6 +372,10 @@ describe("other API commands", () => {
     expect(Object.fromEntries(calls[1]?.url.searchParams ?? [])).toEqual({
       requestId: pending.id,
       limit: "10",
+    });
+    expect(Object.fromEntries(calls[2]?.url.searchParams ?? [])).toEqual({
+      user: "alice@example.com",
+      instance: "i-0a1b2c3d4e5f60718",
     });
     expect(stdout).toMatch(/^7 +2025-06-01 11:58:00Z +request.created +alice@example.com/m);
   });
