@@ -144,15 +144,21 @@ function useScan<T>(fetchPage: (cursor?: string) => Promise<{ items: T[]; nextCu
 
 const iso = (local: string) => (local ? new Date(local).toISOString() : undefined);
 
+/** Person, instance and time as both tabs send them: the API filters (exact values; a 400 says why not). */
+function serverFilters(filters: Filters) {
+  return {
+    user: filters.user.trim() || undefined,
+    instance: filters.instance.trim() || undefined,
+    from: iso(filters.from),
+    to: iso(filters.to),
+  };
+}
+
 function TrailTab({ filters }: { filters: Filters }) {
   const scan = useScan<Observation>((cursor) =>
     api.trail({
       classification: (filters.classification || undefined) as Classification | undefined,
-      // The API filters by person and instance (exact values; it answers 400 with why otherwise).
-      user: filters.user.trim() || undefined,
-      instance: filters.instance.trim() || undefined,
-      from: iso(filters.from),
-      to: iso(filters.to),
+      ...serverFilters(filters),
       limit: 100,
       cursor,
     }),
@@ -222,11 +228,7 @@ function Footer({
 function AuditTab({ filters }: { filters: Filters }) {
   const scan = useScan<AuditRecord>((cursor) =>
     api.auditEvents({
-      // The API filters by person and instance (exact values; it answers 400 with why otherwise).
-      user: filters.user.trim() || undefined,
-      instance: filters.instance.trim() || undefined,
-      from: iso(filters.from),
-      to: iso(filters.to),
+      ...serverFilters(filters),
       limit: 200,
       cursor,
     }),
