@@ -63,6 +63,8 @@ const SLOT_READ_COST = 3;
 const MAX_PRIMED_SPAN_MS = 6 * 3_600_000;
 /** Pushes kept in read slots at most; the least recently used slots go first. */
 const MAX_SLOT_PUSHES = 50_000;
+/** Slots kept at most, pushes or not: 20,000 is 208 days of history read without a single push. */
+const MAX_SLOTS = 20_000;
 
 const slotOf = (time: number) => Math.floor(time / PUSH_SLOT_MS);
 
@@ -78,7 +80,7 @@ export class LookupCache {
   private slots = new Map<number, Map<string, Push[]>>();
   private slotPushes = 0;
 
-  constructor(private readonly options: { maxSlotPushes?: number } = {}) {}
+  constructor(private readonly options: { maxSlotPushes?: number; maxSlots?: number } = {}) {}
 
   private memo<T>(key: string, load: () => Promise<T>): Promise<T> {
     let hit = this.entries.get(key) as Promise<T> | undefined;
@@ -114,10 +116,16 @@ export class LookupCache {
       list.push(push);
       byFingerprint.set(push.fingerprint, list);
     }
+    // Batches in flight share the cache: another one may have read this slot meanwhile.
+    for (const list of this.slots.get(slot)?.values() ?? []) this.slotPushes -= list.length;
+    this.slots.delete(slot);
     this.slots.set(slot, byFingerprint);
     this.slotPushes += pushes.length;
     for (const [oldest, kept] of this.slots) {
-      if (this.slotPushes <= (this.options.maxSlotPushes ?? MAX_SLOT_PUSHES) || oldest === slot) break;
+      const full =
+        this.slotPushes > (this.options.maxSlotPushes ?? MAX_SLOT_PUSHES) ||
+        this.slots.size > (this.options.maxSlots ?? MAX_SLOTS);
+      if (!full || oldest === slot) break;
       this.slots.delete(oldest);
       for (const list of kept.values()) this.slotPushes -= list.length;
     }

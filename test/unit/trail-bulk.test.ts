@@ -200,5 +200,28 @@ describe("bulk correlation reads", () => {
     const tight = counted(memory);
     expect(await verdicts(new Trail.LookupCache({ maxSlotPushes: 1 }), tight)).toEqual(expected);
     expect(tight.calls.get("pushesCreatedBetween") ?? 0).toBeGreaterThan(ranges.length);
+    // The same with room for two slots, whatever they hold.
+    const few = counted(memory);
+    expect(await verdicts(new Trail.LookupCache({ maxSlots: 2 }), few)).toEqual(expected);
+    expect(few.calls.get("pushesCreatedBetween") ?? 0).toBeGreaterThan(ranges.length);
+  });
+
+  it("counts a slot once when two batches in flight read it together, so nothing is evicted early", async () => {
+    const bench = world(200);
+    const random = rng(9);
+    const events = Array.from({ length: 200 }, (_, n) =>
+      Trail.normalize(JSON.parse(eventFor(bench, n, random))),
+    );
+    const memory = new MemoryTrailStore();
+    for (const request of bench.requests) memory.putRequest(request);
+    for (const push of bench.pushes) memory.putPush(push);
+    const bulk = counted(memory);
+    // Room for exactly the world's pushes.
+    const cache = new Trail.LookupCache({ maxSlotPushes: bench.pushes.length });
+    await Promise.all([cache.prime(bulk.store, events), cache.prime(bulk.store, events)]);
+    const read = bulk.calls.get("pushesCreatedBetween") ?? 0;
+    expect(read).toBeGreaterThan(0);
+    await cache.prime(bulk.store, events);
+    expect(bulk.calls.get("pushesCreatedBetween")).toBe(read);
   });
 });
