@@ -1,7 +1,7 @@
 import { InputError } from "../error.ts";
-import type { Page } from "../util/page.ts";
+import { LIST_READ_BUDGET, type Page } from "../util/page.ts";
 import { GENESIS, type Head, type Info, type Input, link } from "./index.ts";
-import { type AuditFilter, type AuditStore, LIST_READ_BUDGET, matches } from "./store.ts";
+import { type AuditFilter, type AuditStore, matches } from "./store.ts";
 
 const clone = <T>(value: T): T => structuredClone(value);
 const seqKey = (record: Info) => String(record.seq).padStart(12, "0");

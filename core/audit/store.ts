@@ -40,12 +40,6 @@ export function matches(record: Info, filter: AuditFilter): boolean {
   );
 }
 
-/**
- * Index entries a filtered `list` reads per call at most (before the user and instance filter): past it, the
- * page ends with what matched so far and a cursor where reading stopped, so no call reads without bound.
- */
-export const LIST_READ_BUDGET = 2_000;
-
 /** Port for reading the audit chain; appends happen inside the request store's transactions. */
 export interface AuditStore {
   /**

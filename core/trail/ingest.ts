@@ -68,6 +68,13 @@ const MAX_SLOTS = 20_000;
 
 const slotOf = (time: number) => Math.floor(time / PUSH_SLOT_MS);
 
+/** The pushes a slot holds. */
+function countOf(byFingerprint: Map<string, Push[]> | undefined): number {
+  let count = 0;
+  for (const list of byFingerprint?.values() ?? []) count += list.length;
+  return count;
+}
+
 /**
  * Memoized lookups: a bulk import asks about the same grants and keys again and again. `prime` reads what
  * a batch of events will ask about in a few bulk reads (the pushes created around their times, then the
@@ -109,25 +116,19 @@ export class LookupCache {
     return found.sort(pushOrder);
   }
 
-  private keepSlot(slot: number, pushes: readonly Push[]): void {
-    const byFingerprint = new Map<string, Push[]>();
-    for (const push of pushes) {
-      const list = byFingerprint.get(push.fingerprint) ?? [];
-      list.push(push);
-      byFingerprint.set(push.fingerprint, list);
-    }
+  private keepSlot(slot: number, byFingerprint: Map<string, Push[]>): void {
     // Batches in flight share the cache: another one may have read this slot meanwhile.
-    for (const list of this.slots.get(slot)?.values() ?? []) this.slotPushes -= list.length;
+    this.slotPushes -= countOf(this.slots.get(slot));
     this.slots.delete(slot);
     this.slots.set(slot, byFingerprint);
-    this.slotPushes += pushes.length;
+    this.slotPushes += countOf(byFingerprint);
     for (const [oldest, kept] of this.slots) {
       const full =
         this.slotPushes > (this.options.maxSlotPushes ?? MAX_SLOT_PUSHES) ||
         this.slots.size > (this.options.maxSlots ?? MAX_SLOTS);
       if (!full || oldest === slot) break;
       this.slots.delete(oldest);
-      for (const list of kept.values()) this.slotPushes -= list.length;
+      this.slotPushes -= countOf(kept);
     }
   }
 
@@ -186,14 +187,16 @@ export class LookupCache {
         })),
       );
       for (const { first, last, found } of read) {
-        const bySlot = new Map<number, Push[]>();
+        // Every slot of the run is kept, the empty ones too: they were read.
+        const bySlot = new Map<number, Map<string, Push[]>>();
+        for (let slot = first; slot <= last; slot++) bySlot.set(slot, new Map());
         for (const push of found) {
-          const slot = slotOf(Date.parse(push.createdAt));
-          const list = bySlot.get(slot) ?? [];
+          const byFingerprint = bySlot.get(slotOf(Date.parse(push.createdAt)));
+          const list = byFingerprint?.get(push.fingerprint) ?? [];
           list.push(push);
-          bySlot.set(slot, list);
+          byFingerprint?.set(push.fingerprint, list);
         }
-        for (let slot = first; slot <= last; slot++) this.keepSlot(slot, bySlot.get(slot) ?? []);
+        for (const [slot, byFingerprint] of bySlot) this.keepSlot(slot, byFingerprint);
       }
     }
     const ids = new Set<string>();

@@ -3,7 +3,7 @@ import type { Audit } from "../../audit/index.ts";
 import type { AuditFilter } from "../../audit/store.ts";
 import type { Page } from "../../util/page.ts";
 import { Condition, type KeyRange, listFiltered } from "./filtered-list.ts";
-import { INDEX, KEY_ATTRIBUTES, SEQ_WIDTH } from "./keys.ts";
+import { INDEX, SEQ_WIDTH, withoutKeys } from "./keys.ts";
 
 /**
  * The audit log as a list (`GET /audit/events`, reports): loaded by DynamoStore.list on first use, so that
@@ -84,12 +84,6 @@ function auditCondition(filter: AuditFilter, timeInKey: boolean): Condition {
   return condition;
 }
 
-function strip(item: Record<string, unknown>): Audit.Info {
-  const copy = { ...item };
-  for (const key of KEY_ATTRIBUTES) delete copy[key];
-  return copy as Audit.Info;
-}
-
 /**
  * Audit records by the key range `filter` picks, with its user and instance (and a subject's time range) as
  * a FilterExpression, at most `budget` index entries read per call.
@@ -107,6 +101,6 @@ export function listAudit(
     range,
     auditCondition(filter, range.timeInKey),
     { ...page, ascending: filter.order === "asc" },
-    strip,
+    withoutKeys<Audit.Info>,
   );
 }

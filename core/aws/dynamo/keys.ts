@@ -53,3 +53,10 @@ export const KEY_ATTRIBUTES = [
   "gsi4pk",
   "gsi4sk",
 ];
+
+/** An item without its table keys and index keys: what leaves an adapter. */
+export function withoutKeys<T>(item: Record<string, unknown>): T {
+  const copy = { ...item };
+  for (const key of KEY_ATTRIBUTES) delete copy[key];
+  return copy as T;
+}

@@ -11,7 +11,7 @@ import { unmarshall } from "@aws-sdk/util-dynamodb";
 import { Push } from "../../access/schema.ts";
 import type { PushStore } from "../../access/store.ts";
 import * as Audit from "../../audit/index.ts";
-import { type AuditFilter, type AuditStore, LIST_READ_BUDGET } from "../../audit/store.ts";
+import type { AuditFilter, AuditStore } from "../../audit/store.ts";
 import { AppError, InputError } from "../../error.ts";
 import { dueAt } from "../../request/lifecycle.ts";
 import { Info, type Status } from "../../request/schema.ts";
@@ -23,7 +23,8 @@ import {
   type RequestStore,
   VersionConflictError,
 } from "../../request/store.ts";
-import { INDEX, KEY_ATTRIBUTES, Keys, pad } from "./keys.ts";
+import { LIST_READ_BUDGET } from "../../util/page.ts";
+import { INDEX, KEY_ATTRIBUTES, Keys, pad, withoutKeys } from "./keys.ts";
 
 type Item = Record<string, unknown>;
 export type TransactItem = NonNullable<
@@ -37,13 +38,7 @@ const MAX_COMMIT_ATTEMPTS = 40;
 
 /** Requests are re-validated on the way out: a field order that reads well, and no stray attributes. */
 function toRequest(item: Item): Info {
-  return Info.parse(strip<Info>(item));
-}
-
-function strip<T>(item: Item): T {
-  const copy = { ...item };
-  for (const key of KEY_ATTRIBUTES) delete copy[key];
-  return copy as T;
+  return Info.parse(withoutKeys<Info>(item));
 }
 
 function requestRecord(item: Info): Item {
@@ -261,7 +256,7 @@ export class DynamoStore implements RequestStore, AuditStore, PushStore {
           ConsistentRead: true,
         }),
       );
-      for (const raw of Items) items.push(Push.parse(strip(raw)));
+      for (const raw of Items) items.push(Push.parse(withoutKeys(raw)));
       startKey = LastEvaluatedKey;
     } while (startKey);
     return items;
@@ -457,7 +452,7 @@ export class DynamoStore implements RequestStore, AuditStore, PushStore {
           ConsistentRead: true,
         }),
       );
-      for (const item of Items) yield strip<Audit.Info>(item);
+      for (const item of Items) yield withoutKeys<Audit.Info>(item);
       startKey = LastEvaluatedKey;
     } while (startKey);
   }

@@ -13,18 +13,16 @@ import { Info } from "../../request/schema.ts";
 import { pushOrder } from "../../trail/correlate.ts";
 import { Observation } from "../../trail/schema.ts";
 import type { Checkpoint, ObservationFilter, RecordResult, TrailStore } from "../../trail/store.ts";
-import type { Page } from "../../util/page.ts";
+import { LIST_READ_BUDGET, type Page } from "../../util/page.ts";
 import { Condition, decodeCursor, type KeyRange, listFiltered } from "./filtered-list.ts";
-import { INDEX, KEY_ATTRIBUTES, Keys } from "./keys.ts";
+import { INDEX, Keys, withoutKeys } from "./keys.ts";
 import type { DynamoStore, TransactItem } from "./store.ts";
 
 type Item = Record<string, unknown>;
 
 function strip(item: Item): Item {
-  const copy = { ...item };
-  for (const key of KEY_ATTRIBUTES) delete copy[key];
-  delete copy.expiresAt;
-  return copy;
+  const { expiresAt: _ttl, ...rest } = withoutKeys<Item>(item);
+  return rest;
 }
 
 const toObservation = (item: Item) => Observation.parse(strip(item));
@@ -132,12 +130,6 @@ function filterCondition(filter: ObservationFilter): Condition {
   }
   return condition;
 }
-
-/**
- * Index entries a filtered `list` reads per call at most (ScannedCount, before the filter): past it, the
- * page ends with what matched so far and a cursor where reading stopped, so no call scans without bound.
- */
-export const LIST_READ_BUDGET = 2_000;
 
 /**
  * DynamoDB adapter of the TrailStore port, in the broker's single table. Observation writes go through
